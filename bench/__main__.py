@@ -1,0 +1,101 @@
+"""`python -m bench run --preset P`: time every stage that exists at a scale preset and print a table.
+
+Stages run one after another, each in its own process, on a fresh world under `--out` (default `bench/out/P`).
+Record results with the machine's core count in docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class StageResult:
+    stage: str
+    wall_seconds: float
+    rows: int
+    peak_rss_mb: float
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.wall_seconds if self.wall_seconds else 0.0
+
+
+def measure(command: list[str]) -> dict:
+    """Wall time and peak RSS of `command`, measured by bench.probe in a separate process."""
+    probe = subprocess.run(
+        [sys.executable, "-m", "bench.probe", *command], check=False, stdout=subprocess.PIPE, text=True
+    )
+    lines = probe.stdout.strip().splitlines()
+    for line in lines[:-1]:
+        print(line)
+    result = json.loads(lines[-1])
+    if result["returncode"] != 0:
+        raise SystemExit(f"stage failed ({result['returncode']}): {' '.join(command)}")
+    return result
+
+
+def landing_records(landing: Path, since: set[Path] | None = None) -> int:
+    """Records written under landing/: CSV rows (lines less the header) plus VEVENTs in .ics files."""
+    total = 0
+    for path in landing.rglob("*"):
+        if not path.is_file() or (since is not None and path in since):
+            continue
+        data = path.read_bytes()
+        if path.suffix == ".ics":
+            total += data.count(b"BEGIN:VEVENT")
+        else:
+            total += max(0, data.count(b"\n") - 1)
+    return total
+
+
+def run(preset: str, out: Path, seed: int) -> list[StageResult]:
+    shutil.rmtree(out, ignore_errors=True)
+    python = sys.executable
+    results = []
+    generate = measure([python, "-m", "simulator", "generate", "--preset", preset, "--seed", str(seed), "--out",
+                        str(out), "--quiet"])  # fmt: skip
+    results.append(StageResult("simulate: generate", generate["wall_seconds"], landing_records(out / "landing"),
+                               generate["peak_rss_mb"]))  # fmt: skip
+    before = {p for p in (out / "landing").rglob("*") if p.is_file()}
+    advance = measure([python, "-m", "simulator", "advance", "--days", "1", "--out", str(out), "--quiet"])
+    results.append(StageResult("simulate: advance 1 day", advance["wall_seconds"],
+                               landing_records(out / "landing", since=before), advance["peak_rss_mb"]))  # fmt: skip
+    return results
+
+
+def render(preset: str, results: list[StageResult]) -> str:
+    header = (f"preset `{preset}` on {os.cpu_count()} cores, Python {platform.python_version()}\n\n"
+              "| stage | wall s | rows | rows/s | peak RSS MB |\n|---|---:|---:|---:|---:|")  # fmt: skip
+    rows = [f"| {r.stage} | {r.wall_seconds:.1f} | {r.rows:,} | {r.rows_per_second:,.0f} | {r.peak_rss_mb:,.0f} |"
+            for r in results]  # fmt: skip
+    return "\n".join([header, *rows])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run_parser = commands.add_parser("run", help="time every stage at a preset")
+    run_parser.add_argument("--preset", default="demo")
+    run_parser.add_argument("--seed", type=int, default=42)
+    run_parser.add_argument("--out", type=Path, default=None, help="scratch folder (default bench/out/PRESET)")
+    run_parser.add_argument("--keep", action="store_true", help="keep the generated world")
+    args = parser.parse_args(argv)
+    out = args.out or Path("bench/out") / args.preset
+    results = run(args.preset, out, args.seed)
+    print(render(args.preset, results))
+    if not args.keep:
+        shutil.rmtree(out, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,27 @@
+"""Shared fixtures: small worlds generated once per test session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from simulator.world import Progress, generate
+
+SEED = 7
+
+
+@pytest.fixture(scope="session")
+def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A clean `tiny` world (read-only for tests: copy it before changing anything)."""
+    out = tmp_path_factory.mktemp("tiny_clean")
+    generate("tiny", SEED, out, progress=Progress(quiet=True))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_faulty_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same `tiny` world as `tiny_world`, with `--faults`."""
+    out = tmp_path_factory.mktemp("tiny_faults")
+    generate("tiny", SEED, out, faults=True, progress=Progress(quiet=True))
+    return out
