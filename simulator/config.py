@@ -71,10 +71,10 @@ class FaultRates:
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("Prospecting", 1, 10, "Pipeline", 0.35, 9.0),
-    Stage("Qualification", 2, 20, "Pipeline", 0.65, 14.0),
-    Stage("Proposal", 3, 50, "Best Case", 0.95, 18.0),
-    Stage("Closing", 4, 80, "Commit", 1.45, 12.0),
+    Stage("Prospecting", 1, 10, "Pipeline", 0.2, 9.0),
+    Stage("Qualification", 2, 20, "Pipeline", 0.5, 14.0),
+    Stage("Proposal", 3, 50, "Best Case", 0.8, 18.0),
+    Stage("Closing", 4, 80, "Commit", 1.3, 12.0),
 )
 WON_STAGE = Stage("Closed Won", 5, 100, "Closed", 0.0, 0.0)
 LOST_STAGE = Stage("Closed Lost", 6, 0, "Omitted", 0.0, 0.0)
@@ -169,12 +169,12 @@ class WorldConfig:
     # customers
     accounts: int = 900
     accounts_created_before_start: float = 0.7  # the rest are created during the history
-    leads_per_day: float = 40.0
+    leads_per_day: float = 22.0
     lead_conversion_rate: float = 0.12
     inbound_lead_share: float = 0.45
 
     # deals
-    opportunities_per_day: float = 8.0  # at start_date, before trend and seasonality
+    opportunities_per_day: float = 5.5  # direct (not from leads), at start_date, before trend and seasonality
     annual_growth: float = 0.30
     monthly_seasonality: tuple[float, ...] = (0.8, 0.9, 1.0, 1.0, 1.05, 1.0, 0.85, 0.8, 1.05, 1.15, 1.15, 0.9)
     quarter_end_push_share: float = 0.35  # share of wins that reps pull into the last days of the quarter
@@ -198,7 +198,7 @@ class WorldConfig:
     # activities (per deal per day spent in a stage, before engagement scaling)
     activity_intensity: float = 1.0
     call_rate: float = 0.45
-    email_rate: float = 0.45
+    email_rate: float = 0.35
     meeting_rate: float = 0.09
     prospecting_calls_per_lead: float = 2.5
     unknown_number_call_share: float = 0.04
@@ -248,7 +248,7 @@ PRESETS: dict[str, WorldConfig] = {
         accounts=150_000,
         leads_per_day=2_600.0,
         opportunities_per_day=1_150.0,
-        activity_intensity=0.55,
+        activity_intensity=0.28,
         prospecting_calls_per_lead=1.2,
         drop_interval_days=30,
     ),

@@ -67,6 +67,7 @@ def write_world(
     end_exclusive = pd.Timestamp(state.current_end) + pd.Timedelta(days=1)
     _register_static(con, world, end_exclusive)
 
+    progress("shaping drops")
     for table, query in [*((sobject, _crm_query(sobject)) for sobject in CRM_OBJECTS), ("calls", _calls_query())]:
         # number records 1..n in file order (the queries' window numbering runs before their QUALIFY filter)
         con.execute(
@@ -77,6 +78,7 @@ def write_world(
     row_faults = []
     if state.faults:
         row_faults = faults.plant_row_faults(con, state.seed, cfg.faults, len(state.drops))
+    progress("shaped drops")
     files: dict[str, list[Path]] = {"crm": [], "phone": [], "calendar": [], "reference": []}
     for drop in new.drop_date:
         day = drop.date().isoformat()
@@ -93,7 +95,7 @@ def write_world(
     progress(f"wrote CRM and phone drops: {len(files['crm']) + len(files['phone']):,} files")
 
     files["reference"] = _write_reference(con, world, state, new, landing)
-    files["calendar"] = _write_calendar(con, world, new, landing, end_exclusive)
+    files["calendar"] = _write_calendar(con, world, new, windows, landing, end_exclusive)
     progress(f"wrote calendar drops: {len(files['calendar']):,} files")
     manifest = faults.locate_row_faults(row_faults, landing)
     if state.faults:
@@ -522,7 +524,9 @@ def _expected_bookings_per_day(cfg: WorldConfig) -> float:
     return total * opportunities_per_day
 
 
-def _write_calendar(con, world: World, new: pd.DataFrame, landing: Path, end_exclusive: pd.Timestamp) -> list[Path]:
+def _write_calendar(
+    con, world: World, new: pd.DataFrame, all_windows: pd.DataFrame, landing: Path, end_exclusive: pd.Timestamp
+) -> list[Path]:
     reps = _calendar_reps(world)
     meetings = con.execute(
         f"select * from meetings where created_at < timestamp '{end_exclusive}' order by created_at, uid"
@@ -539,7 +543,11 @@ def _write_calendar(con, world: World, new: pd.DataFrame, landing: Path, end_exc
         # built over a fixed horizon, not up to today, so that `advance` re-exports the same series
         horizon = world.cfg.end_date + dt.timedelta(days=INTERNAL_MEETING_HORIZON_DAYS)
         internal = calendar.build_internal_meetings(
-            reps, world.cfg.start_date, horizon, np.random.default_rng([world.seed, 6])
+            reps,
+            world.cfg.start_date,
+            horizon,
+            np.random.default_rng([world.seed, 6]),
+            fiscal_year_start_month=world.cfg.fiscal_year_start_month,
         )
         objects = [internal, customer]
     drops = [
@@ -547,7 +555,12 @@ def _write_calendar(con, world: World, new: pd.DataFrame, landing: Path, end_exc
         for row in new.itertuples()
     ]
     files = calendar.write_calendar_drops(objects, reps, drops, landing.parent)
-    occurrences = calendar.occurrences(objects, end_exclusive.tz_localize("UTC"))
+    # the truth is what the files show: each object as of its last export, and none a mailbox never exported
+    every_drop = [
+        (row.drop_date.date(), row.window_start.tz_localize("UTC"), row.window_end.tz_localize("UTC"))
+        for row in all_windows.itertuples()
+    ]
+    occurrences = calendar.occurrences(objects, end_exclusive.tz_localize("UTC"), reps=reps, drops=every_drop)
     con.register("calendar_occurrences", occurrences)
     return files
 

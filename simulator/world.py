@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import resource
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -90,7 +91,7 @@ def weekly_drops(cfg: WorldConfig, end: dt.date) -> list[dt.date]:
 
 
 class Progress:
-    """Prints what the simulator is doing and how long each step took, to stderr-like stdout."""
+    """Prints what the simulator is doing, the time since it started and the peak memory so far."""
 
     def __init__(self, quiet: bool = False):
         self.quiet = quiet
@@ -98,7 +99,8 @@ class Progress:
 
     def __call__(self, message: str) -> None:
         if not self.quiet:
-            print(f"[{time.perf_counter() - self.t0:7.1f}s] {message}", flush=True)
+            peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            print(f"[{time.perf_counter() - self.t0:7.1f}s, peak {peak_mb:6,.0f} MB] {message}", flush=True)
 
 
 def simulate(cfg: WorldConfig, seed: int, until: dt.date, scratch: Path, progress: Progress) -> World:
