@@ -93,6 +93,8 @@ def write_world(
         _copy(con, "out_calls", drop, path, force_quote=False)
         files["phone"].append(path)
     progress(f"wrote CRM and phone drops: {len(files['crm']) + len(files['phone']):,} files")
+    for table in (*CRM_OBJECTS, "calls"):  # give their memory back before the calendars are built
+        con.execute(f"drop table out_{table}")
 
     files["reference"] = _write_reference(con, world, state, new, landing)
     files["calendar"] = _write_calendar(con, world, new, windows, landing, end_exclusive)

@@ -8,7 +8,10 @@ so memory stays bounded by one month of activity rather than the whole world.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import datetime as dt
+import gc
 import json
 import resource
 import shutil
@@ -106,7 +109,10 @@ class Progress:
 def simulate(cfg: WorldConfig, seed: int, until: dt.date, scratch: Path, progress: Progress) -> World:
     """Run every month up to the one containing `until` and stream its frames to `scratch/<table>/<month>.parquet`."""
     world = build_world(cfg, seed)
-    progress(f"organisation: {len(world.org.users):,} people; customers: {len(world.customers.accounts):,} accounts")
+    progress(
+        f"organisation: {len(world.org.seats):,} seats in {len(world.org.territories):,} territories; "
+        f"customers: {len(world.customers.accounts):,} accounts, {len(world.customers.contacts):,} contacts"
+    )
     months = month_starts(cfg, until)
     for index, first in enumerate(months):
         frames = MonthSimulator(world, index, first).run()
@@ -114,12 +120,21 @@ def simulate(cfg: WorldConfig, seed: int, until: dt.date, scratch: Path, progres
             folder = scratch / name
             folder.mkdir(parents=True, exist_ok=True)
             pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), folder / f"{index:04d}.parquet")
+        del frames
+        release_memory()  # a month's frames are gone: keep the high-water mark at one month, not several
         if index % 6 == 5 or index == len(months) - 1:
             progress(f"simulated {index + 1}/{len(months)} months")
     return world
 
 
-def connect_scratch(scratch: Path, memory_limit: str = "2GB") -> duckdb.DuckDBPyConnection:
+def release_memory() -> None:
+    """Return freed heap to the operating system, so that DuckDB's budget comes on top of what is really in use."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def connect_scratch(scratch: Path, memory_limit: str = "1500MB") -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.execute(f"set memory_limit='{memory_limit}'")
     con.execute(f"set temp_directory='{scratch / 'spill'}'")
@@ -142,6 +157,7 @@ def run(out_dir: Path, state: WorldState, new_drops: list[dt.date], progress: Pr
     scratch.mkdir(parents=True)
     try:
         world = simulate(cfg, state.seed, state.current_end, scratch, progress)
+        release_memory()
         con = connect_scratch(scratch)
         summary = write_world(con, world, state, new_drops, out_dir, progress)
         con.close()
