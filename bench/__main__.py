@@ -16,6 +16,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from simulator.__main__ import source_sizes
+
 
 @dataclass
 class StageResult:
@@ -92,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or Path("bench/out") / args.preset
     results = run(args.preset, out, args.seed)
     print(render(args.preset, results))
+    print("\n| source | files | MB |\n|---|---:|---:|")
+    for source, files, size in source_sizes(out):
+        print(f"| {source} | {files:,} | {size / 1e6:,.1f} |")
     if not args.keep:
         shutil.rmtree(out, ignore_errors=True)
     return 0

@@ -248,8 +248,8 @@ PRESETS: dict[str, WorldConfig] = {
         accounts=150_000,
         leads_per_day=2_600.0,
         opportunities_per_day=1_150.0,
-        activity_intensity=0.28,
-        prospecting_calls_per_lead=1.2,
+        activity_intensity=0.33,
+        prospecting_calls_per_lead=1.4,
         drop_interval_days=30,
     ),
 }

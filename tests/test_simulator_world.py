@@ -444,3 +444,20 @@ def demo_like_truth(tmp_path_factory: pytest.TempPathFactory) -> Path:
              opportunities_per_day=12.0, leads_per_day=4.0, activity_intensity=0.2, prospecting_calls_per_lead=0.5,
              internal_meetings=False)  # fmt: skip
     return out / "truth"
+
+
+def test_advance_without_a_world_says_how_to_make_one(tmp_path: Path, capsys) -> None:
+    assert simulator_main(["advance", "--days", "1", "--out", str(tmp_path / "nowhere"), "--quiet"]) == 2
+    assert "python -m simulator generate" in capsys.readouterr().err
+
+
+def test_an_unknown_preset_is_refused_with_the_choices() -> None:
+    with pytest.raises(ValueError, match="tiny"):
+        generate("huge", 1, Path("/nonexistent"), progress=Progress(quiet=True))
+
+
+def test_the_summary_lists_each_source_with_its_size(tiny_world: Path, capsys) -> None:
+    assert simulator_main(["summary", "--out", str(tiny_world)]) == 0
+    printed = capsys.readouterr().out
+    for source in ("calendar", "crm", "phone", "reference"):
+        assert source in printed
