@@ -608,7 +608,7 @@ def _write_truth(
             where t.is_won and t.closed_at < {end} group by 1 order by 1""",
         "reps": f"""
             select user_id, role, round(skill, 4) as skill, round(optimism, 4) as optimism,
-                   strftime(hire_date, '%Y-%m-%d') as hire_date, coalesce(strftime(termination_date, '%Y-%m-%d'), '')
+                   strftime(hire_date, '%Y-%m-%d') as hire_date, strftime(termination_date, '%Y-%m-%d')
                    as termination_date
             from user_truth where hire_date - interval 14 day < {end} order by user_id""",
         "activity_links": f"""
@@ -618,7 +618,7 @@ def _write_truth(
             select 'Event', event_id, 'calendar', calendar_uid from crm_events where created_at < {end}
             order by 1, 2""",
         "calendar_occurrences": """
-            select uid, coalesce(strftime(recurrence_id, '%Y-%m-%dT%H:%M:%SZ'), '') as recurrence_id, kind,
+            select uid, strftime(recurrence_id, '%Y-%m-%dT%H:%M:%SZ') as recurrence_id, kind,
                    organizer_user_id, strftime(start_at, '%Y-%m-%dT%H:%M:%SZ') as start_at,
                    strftime(end_at, '%Y-%m-%dT%H:%M:%SZ') as end_at, is_all_day, status
             from calendar_occurrences order by start_at, uid, recurrence_id""",

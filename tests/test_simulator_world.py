@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import hashlib
 import shutil
 from pathlib import Path
@@ -332,14 +333,36 @@ def test_every_csv_reads_with_duckdbs_csv_reader(tiny_world: Path) -> None:
         assert all(len(r) == header for r in rows)
 
 
-def test_every_ics_parses_with_icalendar_and_expands_with_recurring_ical_events(tiny_world: Path) -> None:
-    files = sorted((tiny_world / "landing/calendar").glob("*/*.ics"))
+def test_every_ics_parses_with_icalendar_and_expands_to_the_truth(tiny_world: Path) -> None:
+    files = sorted((tiny_world / "landing/calendar").glob("*/*.ics"))  # drop folders sort by date
     assert len(files) > 10
-    occurrences = 0
+    latest_events: dict[str, list] = {}
+    zones = {}
     for path in files:
         calendar = icalendar.Calendar.from_ical(path.read_bytes())
-        occurrences += len(recurring_ical_events.of(calendar).between((2023, 1, 1), (2026, 1, 1)))
-    assert occurrences > 1000
+        assert recurring_ical_events.of(calendar).between((2023, 1, 1), (2028, 1, 1)) is not None
+        by_uid: dict[str, list] = {}
+        for component in calendar.walk("VEVENT"):
+            by_uid.setdefault(str(component["UID"]), []).append(component)
+        latest_events.update(by_uid)  # a later export of an object replaces the earlier one whole
+        zones.update({str(tz["TZID"]): tz for tz in calendar.walk("VTIMEZONE")})
+    merged = icalendar.Calendar()
+    for zone in zones.values():
+        merged.add_component(zone)
+    for events in latest_events.values():
+        for event in events:
+            merged.add_component(event)
+    found = set()
+    for occurrence in recurring_ical_events.of(merged).between((2023, 1, 1), (2028, 1, 1)):
+        start = occurrence["DTSTART"].dt
+        if isinstance(start, dt.datetime):
+            stamp = start.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        else:
+            stamp = f"{start.isoformat()}T00:00:00Z"
+        found.add((str(occurrence["UID"]), stamp))
+    truth = pd.read_csv(tiny_world / "truth/calendar_occurrences.csv", dtype=str, keep_default_na=False)
+    assert len(truth) > 1000
+    assert found == set(zip(truth.uid, truth.start_at, strict=True))
 
 
 def test_every_phone_number_parses_with_phonenumbers(tiny_world: Path) -> None:
