@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
 from pathlib import Path
 
@@ -20,6 +21,27 @@ def source_sizes(out_dir: Path) -> list[tuple[str, int, int]]:
     return rows
 
 
+def parse_overrides(preset: str, assignments: list[str]) -> dict[str, object]:
+    """`FIELD=VALUE` strings to typed WorldConfig overrides (numbers, text, booleans and dates)."""
+    defaults = PRESETS[preset]
+    overrides: dict[str, object] = {}
+    for assignment in assignments:
+        name, _, raw = assignment.partition("=")
+        if not hasattr(defaults, name) or name == "preset":
+            raise ValueError(f"--set {assignment!r}: no such setting; see WorldConfig in simulator/config.py")
+        current = getattr(defaults, name)
+        if isinstance(current, bool):
+            value: object = raw.lower() in ("1", "true", "yes")
+        elif isinstance(current, int | float | str):
+            value = type(current)(raw)
+        elif isinstance(current, dt.date):
+            value = dt.date.fromisoformat(raw)
+        else:
+            raise ValueError(f"--set {name}: only numbers, text, booleans and dates can be set from the command line")
+        overrides[name] = value
+    return overrides
+
+
 def print_summary(out_dir: Path) -> None:
     print(f"{'source':<10} {'files':>8} {'MB':>10}")
     for source, files, size in source_sizes(out_dir):
@@ -34,6 +56,13 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--seed", type=int, default=42)
     gen.add_argument("--out", type=Path, default=Path("data"))
     gen.add_argument("--faults", action="store_true", help="plant known defects, listed in truth/faults.csv")
+    gen.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a field of the preset's WorldConfig (simulator/config.py), e.g. --set sales_model=pods",
+    )
     gen.add_argument("--quiet", action="store_true")
     adv = commands.add_parser("advance", help="continue an existing world and write only the new daily drops")
     adv.add_argument("--days", type=int, required=True)
@@ -44,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "generate":
-            generate(args.preset, args.seed, args.out, faults=args.faults, progress=Progress(args.quiet))
+            overrides = parse_overrides(args.preset, args.set)
+            generate(args.preset, args.seed, args.out, faults=args.faults, progress=Progress(args.quiet), **overrides)
         elif args.command == "advance":
             advance(args.out, args.days, progress=Progress(args.quiet))
         if not getattr(args, "quiet", False):

@@ -56,6 +56,7 @@ class WorldState:
                 "overrides": self.overrides,
             },
             indent=2,
+            default=str,  # dates
         )
 
     @classmethod
@@ -70,7 +71,10 @@ class WorldState:
             faults=data["faults"],
             current_end=dt.date.fromisoformat(data["current_end"]),
             drops=[dt.date.fromisoformat(d) for d in data["drops"]],
-            overrides=data.get("overrides", {}),
+            overrides={
+                name: dt.date.fromisoformat(value) if name == "start_date" else value
+                for name, value in data.get("overrides", {}).items()
+            },
         )
 
 

@@ -484,3 +484,22 @@ def test_the_summary_lists_each_source_with_its_size(tiny_world: Path, capsys) -
     printed = capsys.readouterr().out
     for source in ("calendar", "crm", "phone", "reference"):
         assert source in printed
+
+
+def test_settings_can_be_overridden_from_the_command_line_and_advance_keeps_them(tmp_path: Path) -> None:
+    out = tmp_path / "pods"
+    arguments = ["generate", "--preset", "tiny", "--out", str(out), "--quiet"]
+    assert simulator_main([*arguments, "--set", "sales_model=pods", "--set", "start_date=2024-03-01"]) == 0
+    state = WorldState.read(out)
+    assert state.overrides == {"sales_model": "pods", "start_date": pd.Timestamp("2024-03-01").date()}
+    assert min(p.name for p in (out / "landing/crm").iterdir()) >= "2024-03-01"
+    pods = crm(out, "User").Pod__c
+    assert pods[pods != ""].str.contains("-P").all()
+    assert simulator_main(["advance", "--days", "1", "--out", str(out), "--quiet"]) == 0
+    assert WorldState.read(out).overrides == state.overrides
+
+
+def test_an_unknown_setting_is_refused(tmp_path: Path, capsys) -> None:
+    arguments = ["generate", "--preset", "tiny", "--out", str(tmp_path), "--set", "colour=blue"]
+    assert simulator_main(arguments) == 2
+    assert "no such setting" in capsys.readouterr().err
