@@ -46,40 +46,57 @@ _ID_COLUMN = {"calls": "call_id"}
 
 
 def plant_row_faults(con: duckdb.DuckDBPyConnection, seed: int, rates: FaultRates, salt: int) -> list[dict]:
-    """Mutate the `out_<table>` tables in place; return manifest rows (file and line filled in later)."""
+    """Mutate the `out_<table>` tables in place; return manifest rows (file and line filled in later).
+
+    Only the keys of each table come into Python, and the values of the rows chosen for a defect: a `bench`
+    world's tables are far larger than memory allows to copy.
+    """
     planted = []
     for table_index, (table, specs) in enumerate(ROW_FAULTS.items()):
         rng = np.random.default_rng([seed, 91, salt, table_index])
         out = f"out_{table}"
         id_column = _ID_COLUMN.get(table, "Id")
-        rows = con.execute(f"select * from {out} order by drop_date, _ord").fetchdf()
-        if rows.empty:
+        keys = con.execute(
+            f'select drop_date, _ord, "{id_column}" as record_id from {out} order by drop_date, _ord'
+        ).fetchdf()
+        if keys.empty:
             continue
-        rows["_fault_record_id"] = rows[id_column]
         shares = np.array([getattr(rates, fault) for fault, _ in specs])
-        draw = rng.random(len(rows))
-        bounds = np.cumsum(shares)
-        choice = np.searchsorted(bounds, draw, side="right")  # == len(specs) means no fault
+        choice = np.searchsorted(np.cumsum(shares), rng.random(len(keys)), side="right")  # len(specs): no fault
+        last_ord = keys.groupby("drop_date")._ord.max()
         for k, (fault, column) in enumerate(specs):
-            chosen = rows[choice == k]
-            if fault == "negative_amount" or fault == "bad_number" and column == "Amount":
-                chosen = chosen[chosen[column] != ""]
+            chosen = keys[choice == k].copy()
             if chosen.empty:
                 continue
             if fault == "duplicate_row":
-                max_ord = rows.groupby("drop_date")._ord.max()
-                dup = chosen.copy()
-                dup["_ord"] = max_ord.loc[dup.drop_date].to_numpy() + 1 + dup.groupby("drop_date").cumcount().to_numpy()
-                con.register("dup", dup.drop(columns=["_fault_record_id"]))
-                con.execute(f"insert into {out} by name select * from dup")
+                chosen["new_ord"] = (
+                    last_ord.loc[chosen.drop_date].to_numpy() + 1 + (chosen.groupby("drop_date").cumcount().to_numpy())
+                )
+                last_ord = last_ord.add(chosen.groupby("drop_date").size(), fill_value=0).astype(int)
+                con.register("dup", chosen)
+                con.execute(
+                    f"insert into {out} by name select o.* replace (d.new_ord as _ord) from {out} o "
+                    "join dup d on o.drop_date = d.drop_date and o._ord = d._ord"
+                )
                 con.unregister("dup")
                 for drop_date, ordinal, record_id, original in zip(
-                    dup.drop_date, dup._ord, dup._fault_record_id, chosen._ord, strict=True
+                    chosen.drop_date, chosen.new_ord, chosen.record_id, chosen._ord, strict=True
                 ):
                     planted.append(_entry(table, drop_date, ordinal, record_id, fault, column,
                                           f"repeats record {original}"))  # fmt: skip
                 continue
-            values = _faulty_values(fault, table, column, chosen[column].astype(str).to_numpy(), rng)
+            con.register("chosen", chosen[["drop_date", "_ord"]])
+            current = con.execute(
+                f'select c.drop_date, c._ord, o."{column}" as value from chosen c '
+                f"join {out} o on o.drop_date = c.drop_date and o._ord = c._ord order by c.drop_date, c._ord"
+            ).fetchdf()
+            con.unregister("chosen")
+            chosen = chosen.merge(current, on=["drop_date", "_ord"])
+            if fault in ("negative_amount", "bad_number") and column == "Amount":
+                chosen = chosen[chosen.value != ""]  # an empty amount is a different defect
+            if chosen.empty:
+                continue
+            values = _faulty_values(fault, column, chosen.value.astype(str).to_numpy(), rng)
             update = pd.DataFrame({"drop_date": chosen.drop_date, "_ord": chosen._ord, "value": values})
             con.register("fault_update", update)
             con.execute(
@@ -88,7 +105,7 @@ def plant_row_faults(con: duckdb.DuckDBPyConnection, seed: int, rates: FaultRate
             )
             con.unregister("fault_update")
             for drop_date, ordinal, record_id, value in zip(
-                chosen.drop_date, chosen._ord, chosen._fault_record_id, values, strict=True
+                chosen.drop_date, chosen._ord, chosen.record_id, values, strict=True
             ):
                 planted.append(_entry(table, drop_date, ordinal, record_id, fault, column, f"{column}={value!r}"))
     return planted
@@ -100,10 +117,10 @@ def _entry(table, drop_date, ordinal, record_id, fault, column, detail) -> dict:
             "record_id": record_id, "fault_type": fault, "column": column, "detail": detail}  # fmt: skip
 
 
-def _faulty_values(fault: str, table: str, column: str, values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _faulty_values(fault: str, column: str, values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     n = len(values)
     if fault == "malformed_date":
-        if table == "calls":  # a day-first local timestamp, with an impossible day
+        if column == "started_at":  # a day-first local timestamp, with an impossible day
             return np.array([f"31/02/{v[:4]} {v[11:19]}" for v in values], dtype=object)
         return np.array([f"{v[:4]}-13-{v[8:10] or '01'}" if k % 2 else f"{v[:4]}-02-30"
                          for k, v in enumerate(values)], dtype=object)  # fmt: skip
