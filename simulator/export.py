@@ -128,7 +128,7 @@ def _register_static(con: duckdb.DuckDBPyConnection, world: World, end_exclusive
     users = org.users.copy()
     users["user_index"] = np.arange(len(users))
     users["created_at"] = users.hire_date.astype("datetime64[s]") - pd.Timedelta(days=14)
-    terr = org.territories.set_index(org.territories.index)
+    terr = org.territories
     users["territory_id"] = users.territory_index.map(lambda t: terr.territory_id.iat[t] if t >= 0 else None)
     users["segment"] = users.territory_index.map(lambda t: terr.segment.iat[t] if t >= 0 else None)
     users["pod"] = [
@@ -403,9 +403,8 @@ def _write_reference(con, world: World, state: WorldState, new: pd.DataFrame, la
         rates = fx[fx.drop_date == drop].drop(columns="drop_date")
         rates.to_csv(folder / "fx_rates.csv", index=False, lineterminator="\n")
         written.append(folder / "fx_rates.csv")
-        previous = day - dt.timedelta(days=1) if day != first_drop else dt.date(1900, 1, 1)
-        window = [d for d in state.drops if d < day]
-        previous = max(window) if window else dt.date(1900, 1, 1)
+        earlier = [d for d in state.drops if d < day]
+        previous = max(earlier) if earlier else dt.date(1900, 1, 1)
         published = quotas[(quotas.published_date > previous) & (quotas.published_date <= day)]
         if len(published):
             published.drop(columns="published_date").to_csv(folder / "quotas.csv", index=False, lineterminator="\n")
