@@ -19,7 +19,7 @@ import pandas as pd
 
 from simulator import calendar, faults
 from simulator.config import WorldConfig
-from simulator.deals import World
+from simulator.deals import World, demand_factor
 from simulator.timeutil import fiscal_quarter_start
 from simulator.world import Progress, WorldState, drop_windows
 
@@ -80,17 +80,18 @@ def write_world(
         row_faults = faults.plant_row_faults(con, state.seed, cfg.faults, len(state.drops))
     progress("shaped drops")
     files: dict[str, list[Path]] = {"crm": [], "phone": [], "calendar": [], "reference": []}
+    selects = {table: _file_columns(con, f"out_{table}") for table in (*CRM_OBJECTS, "calls")}
     for drop in new.drop_date:
         day = drop.date().isoformat()
         folder = landing / "crm" / day
         folder.mkdir(parents=True, exist_ok=True)
         for sobject in CRM_OBJECTS:
             path = folder / f"{sobject}.csv"
-            _copy(con, f"out_{sobject}", drop, path, force_quote=True)
+            _copy(con, f"out_{sobject}", selects[sobject], drop, path, force_quote=True)
             files["crm"].append(path)
         path = landing / "phone" / day / f"calls_{day}.csv"
         path.parent.mkdir(parents=True, exist_ok=True)
-        _copy(con, "out_calls", drop, path, force_quote=False)
+        _copy(con, "out_calls", selects["calls"], drop, path, force_quote=False)
         files["phone"].append(path)
     progress(f"wrote CRM and phone drops: {len(files['crm']) + len(files['phone']):,} files")
     for table in (*CRM_OBJECTS, "calls"):  # give their memory back before the calendars are built
@@ -112,10 +113,13 @@ def write_world(
     return {source: len(paths) for source, paths in files.items()}
 
 
-def _copy(con: duckdb.DuckDBPyConnection, table: str, drop: pd.Timestamp, path: Path, force_quote: bool) -> None:
+def _file_columns(con: duckdb.DuckDBPyConnection, table: str) -> str:
+    """The select list of a shaped table's file: every column but the drop and the bookkeeping ones."""
     columns = [c for c in con.execute(f"select * from {table} limit 0").fetchdf().columns if not c.startswith("_")]
-    columns = [c for c in columns if c != "drop_date"]
-    select = ", ".join(f'"{c}"' for c in columns)
+    return ", ".join(f'"{c}"' for c in columns if c != "drop_date")
+
+
+def _copy(con: duckdb.DuckDBPyConnection, table: str, select: str, drop: pd.Timestamp, path: Path, force_quote: bool):
     options = "header, delimiter ','" + (", force_quote *" if force_quote else "")
     con.execute(
         f"copy (select {select} from {table} where drop_date = date '{drop.date().isoformat()}' order by _ord) "
@@ -448,8 +452,6 @@ def quota_frame(world: World, until: dt.date) -> pd.DataFrame:
     accounts = world.customers.accounts
     share = accounts.groupby("territory_index").size() / len(accounts)
     rows = []
-    from simulator.deals import demand_factor
-
     seats = org.seats
     for q_start, q_end in quarters:
         days = np.arange(q_start, q_end)

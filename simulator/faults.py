@@ -149,7 +149,7 @@ def plant_file_faults(
 ) -> list[dict]:
     """Cut files short and put Latin-1 bytes in others; files already holding row faults are left alone."""
     planted = []
-    truncatable = sorted(p for p in files["phone"] + files["crm"] if p not in avoid and _records(p) >= 5)
+    truncatable = sorted(p for p in files["phone"] + files["crm"] if p not in avoid and _has_records(p, 5))
     for index in rng.permutation(len(truncatable))[: rates.truncated_files]:
         path = truncatable[index]
         data = path.read_bytes()
@@ -162,7 +162,7 @@ def plant_file_faults(
         avoid = avoid | {path}
     # people's names are where a Latin-1 terminal leaves its mark
     named = sorted(
-        p for p in files["crm"] if p.stem in ("Contact", "Lead", "User") and p not in avoid and _records(p) >= 3
+        p for p in files["crm"] if p.stem in ("Contact", "Lead", "User") and p not in avoid and _has_records(p, 3)
     )
     for index in rng.permutation(len(named))[: rates.non_utf8_files]:
         path = named[index]
@@ -177,6 +177,13 @@ def plant_file_faults(
             _file_entry(path, landing, target + 1, "non_utf8", "byte 0xE9 (Latin-1 e-acute) in a UTF-8 file")
         )
     return planted
+
+
+def _has_records(path: Path, wanted: int) -> bool:
+    """Whether the CSV holds at least `wanted` records, reading no further than that (drops can be gigabytes)."""
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        return sum(1 for _, _ in zip(range(wanted + 1), reader, strict=False)) > wanted
 
 
 def _records(path: Path) -> int:

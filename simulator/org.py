@@ -8,7 +8,7 @@ this deal on day D" a lookup instead of a simulation.
 
 from __future__ import annotations
 
-import datetime as dt
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,8 +62,9 @@ class Organisation:
         offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
         return rows, np.repeat(lo, counts) + offsets
 
-    @property
+    @functools.cached_property
     def tenure_key(self) -> np.ndarray:
+        """Sorted search key of every tenure: seat, then start instant (computed once; every lookup uses it)."""
         seat_of_tenure = np.repeat(np.arange(len(self.seat_start) - 1), np.diff(self.seat_start))
         return seat_of_tenure.astype(np.int64) * _SEAT_STRIDE + (self.tenure_from.astype(np.int64) - _EPOCH)
 
@@ -261,13 +262,3 @@ def in_ramp(hire: np.ndarray, at: np.ndarray, ramp_days: int) -> np.ndarray:
     """Fraction of ramp still ahead of a rep at each instant: 1 on the first day, 0 after `ramp_days`."""
     tenure = (np.asarray(at, dtype="datetime64[D]") - np.asarray(hire, dtype="datetime64[D]")).astype(np.int64)
     return np.clip(1.0 - tenure / ramp_days, 0.0, 1.0)
-
-
-def quarter_start(day: dt.date, fiscal_start_month: int) -> dt.date:
-    offset = (day.month - fiscal_start_month) % 3
-    month = day.month - offset
-    year = day.year
-    if month < 1:
-        month += 12
-        year -= 1
-    return dt.date(year, month, 1)

@@ -153,7 +153,7 @@ def connect_scratch(scratch: Path, memory_limit: str = "1500MB") -> duckdb.DuckD
 
 def run(out_dir: Path, state: WorldState, new_drops: list[dt.date], progress: Progress) -> dict:
     """Simulate to `state.current_end` and write the drops in `new_drops` (plus truth)."""
-    from simulator.export import write_world  # the writers are heavy; import them when needed
+    from simulator.export import write_world  # export imports this module, so not at the top
 
     cfg = load_config(state.preset, **state.overrides)
     scratch = out_dir / ".simulator"

@@ -340,7 +340,7 @@ def test_every_ics_parses_with_icalendar_and_expands_to_the_truth(tiny_world: Pa
     zones = {}
     for path in files:
         calendar = icalendar.Calendar.from_ical(path.read_bytes())
-        assert recurring_ical_events.of(calendar).between((2023, 1, 1), (2028, 1, 1)) is not None
+        recurring_ical_events.of(calendar).between((2023, 1, 1), (2028, 1, 1))  # raises on a file it cannot expand
         by_uid: dict[str, list] = {}
         for component in calendar.walk("VEVENT"):
             by_uid.setdefault(str(component["UID"]), []).append(component)
