@@ -280,8 +280,8 @@ def _crm_query(sobject: str) -> str:
             select lead_id as record_id, created_at as at, 0 as seq, 'Open - Not Contacted' as status, false as deleted,
                    false as converted, * from l
             union all by name
-            select lead_id as record_id, first_worked_at as at, 1 as seq, 'Working - Contacted' as status,
-                   false as deleted, false as converted, * from l
+            select lead_id as record_id, greatest(first_worked_at, created_at) as at, 1 as seq,
+                   'Working - Contacted' as status, false as deleted, false as converted, * from l
             where first_worked_at is not null
               and first_worked_at < coalesce(converted_at, closed_at, deleted_at, timestamp '2999-01-01')
             union all by name

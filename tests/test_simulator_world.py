@@ -381,6 +381,16 @@ def test_every_phone_number_parses_with_phonenumbers(tiny_world: Path) -> None:
         assert phonenumbers.is_valid_number(phonenumbers.parse("+" + number.lstrip("+"))), number
 
 
+def test_no_record_is_modified_or_created_after_the_end_of_its_drop(tiny_world: Path) -> None:
+    # Regression: a lead called before it was created got a "Working - Contacted" version dated before CreatedDate,
+    # which put a lead created after its drop's window into that drop.
+    for sobject in ("Account", "Contact", "Lead", "Opportunity", "Task", "Event", "User"):
+        frame = crm(tiny_world, sobject)
+        window_end = pd.to_datetime(frame._drop, utc=True) + pd.Timedelta(days=1)
+        for column in ("CreatedDate", "LastModifiedDate"):
+            assert (pd.to_datetime(frame[column], utc=True) < window_end).all(), (sobject, column)
+
+
 def test_crm_files_use_salesforce_value_formats(tiny_world: Path) -> None:
     opportunity = crm(tiny_world, "Opportunity")
     assert opportunity.Id.str.fullmatch(r"006[0-9A-Za-z]{15}").all()
