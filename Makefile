@@ -5,9 +5,14 @@ BIN := $(VENV)/bin
 PRESET ?= demo
 SEED ?= 42
 DATA_DIR ?= data
+# The warehouse and the landing folder default to DATA_DIR; the Dagster instance (run history, pool limits) lives
+# in .dagster_home, set up from orchestration/dagster.yaml.
+export WAREHOUSE_PATH ?= $(abspath $(DATA_DIR))/warehouse.duckdb
+export LANDING_DIR ?= $(abspath $(DATA_DIR))/landing
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 
-.PHONY: demo test lint materialize bench venv
+.PHONY: demo test lint materialize ui bench venv dagster-home
 
 venv: $(STAMP)
 
@@ -26,9 +31,18 @@ demo: $(STAMP)
 	fi
 	@$(MAKE) --no-print-directory materialize DATA_DIR=$(DATA_DIR)
 
-## materialize: everything downstream of the landing files (ingestion, dbt, checks, models arrive with later issues)
-materialize: $(STAMP)
-	$(BIN)/python -m simulator summary --out $(DATA_DIR)
+dagster-home:
+	@mkdir -p $(DAGSTER_HOME)
+	@cp orchestration/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+
+## materialize: run the ingest job once over DATA_DIR (dbt, checks and models join it in later issues)
+materialize: $(STAMP) dagster-home
+	$(BIN)/dagster job execute -m orchestration.definitions -j ingest
+	$(BIN)/python -m orchestration.lib.report --warehouse $(WAREHOUSE_PATH)
+
+## ui: the Dagster UI (dagster dev) on http://127.0.0.1:3000 for DATA_DIR, with the sensor and schedule
+ui: $(STAMP) dagster-home
+	$(BIN)/dagster dev -m orchestration.definitions -h 127.0.0.1 -p 3000
 
 ## test: ruff (lint and format) and the whole pytest suite
 test: $(STAMP)

@@ -1,0 +1,1 @@
+"""Ingest: landing files to `raw.*`, with the load ledger and quarantine."""

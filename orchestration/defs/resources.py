@@ -1,0 +1,47 @@
+"""Resources, bound once for the whole code location under noun keys."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from orchestration.lib.mapping import Mappings, load_mappings
+
+WAREHOUSE_POOL = "warehouse_writer"  # one writer at a time: DuckDB admits one read-write process per file
+
+
+class Landing(dg.ConfigurableResource):
+    """The landing folder the exports are dropped in (`crm/`, `calendar/`, `phone/`, `reference/`), and the
+    column mappings that say how to read them."""
+
+    path: str = "data/landing"
+    mappings_dir: str | None = None
+
+    @property
+    def root(self) -> Path:
+        return Path(self.path).resolve()
+
+    def mappings(self) -> Mappings:
+        return load_mappings(Path(self.mappings_dir) if self.mappings_dir else None)
+
+
+def warehouse_resource() -> DuckDBResource:
+    path = Path(os.environ.get("WAREHOUSE_PATH", "data/warehouse.duckdb"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # A bounded buffer pool keeps a bench-scale load within memory; DuckDB spills what does not fit.
+    memory = os.environ.get("WAREHOUSE_MEMORY_LIMIT", "2GB")
+    return DuckDBResource(database=str(path), connection_config={"memory_limit": memory, "TimeZone": "UTC"})
+
+
+def landing_resource() -> Landing:
+    return Landing(
+        path=os.environ.get("LANDING_DIR", "data/landing"), mappings_dir=os.environ.get("SOURCE_MAPPINGS_DIR")
+    )
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    return dg.Definitions(resources={"warehouse": warehouse_resource(), "landing": landing_resource()})

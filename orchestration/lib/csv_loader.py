@@ -1,0 +1,599 @@
+"""Load one CSV landing file into its canonical raw table, quarantining the rows that fail, inside DuckDB.
+
+The file is read once by DuckDB's CSV reader with every column as text and a record number; types and checks are
+then SQL over that text, so a bad value becomes a quarantine row with a reason instead of an error. Only the
+distinct phone numbers of a file come into Python (see `phones.py`). Duplicates and references are looked up only
+for the few rows that can have them, which keeps a load close to the cost of DuckDB's bare `read_csv` (measured in
+`bench/`, see docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from orchestration.lib.ledger import FileOutcome, PendingFile
+from orchestration.lib.mapping import CanonicalColumn, CanonicalTable, ColumnSource, FileMapping
+from orchestration.lib.phones import PhoneNormalizer
+
+LINEAGE_DDL = "_extra_columns map(varchar, varchar), _source_file varchar, _record_number bigint, " \
+    "_load_id varchar, _loaded_at timestamptz"  # fmt: skip
+QUARANTINE_DDL = """
+create table if not exists quarantine.{table} (
+    _source_file varchar not null,
+    _record_number bigint,
+    _line bigint,
+    record_id varchar,
+    reason varchar not null,
+    problems varchar[] not null,
+    columns varchar[] not null,
+    raw_text varchar,
+    _load_id varchar not null,
+    _loaded_at timestamptz not null
+)
+"""
+_SQL_TYPES = {
+    "id": "varchar",
+    "string": "varchar",
+    "phone": "varchar",
+    "integer": "bigint",
+    "boolean": "boolean",
+    "date": "date",
+    "timestamp": "timestamptz",
+}
+_ZONE_SUFFIX = r"(Z|z|[+-]\d\d(:?\d\d)?)$"
+
+
+def sql_type(column: CanonicalColumn) -> str:
+    if column.type == "decimal":
+        return f"decimal(18, {column.scale})"
+    return _SQL_TYPES[column.type]
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection, table: CanonicalTable) -> None:
+    """Create `raw.<table>` and `quarantine.<table>` when absent."""
+    columns = []
+    for column in table.columns:
+        columns.append(f'"{column.name}" {sql_type(column)}')
+        if column.type == "phone":
+            columns.append(f'"{column.name}_e164" varchar')
+    con.execute("create schema if not exists raw; create schema if not exists quarantine")
+    con.execute(f"create table if not exists raw.{table.name} ({', '.join(columns)}, {LINEAGE_DDL})")
+    con.execute(QUARANTINE_DDL.format(table=table.name))
+
+
+def quote_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+@dataclass(frozen=True)
+class LoadContext:
+    load_id: str
+    loaded_at: dt.datetime
+    phones: PhoneNormalizer
+
+
+class FileRejected(Exception):
+    """The file as a whole cannot be read; the message is the ledger's reason."""
+
+    def __init__(self, reason: str, *, missing: list[str] | None = None, extra: list[str] | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.missing = missing or []
+        self.extra = extra or []
+
+
+def load_csv_file(
+    con: duckdb.DuckDBPyConnection, mapping: FileMapping, pending: PendingFile, context: LoadContext
+) -> FileOutcome:
+    """Append the good rows of one file to `raw.<table>` and the others to `quarantine.<table>`.
+
+    Runs in the caller's transaction; raises `FileRejected` when the file cannot be read at all.
+    """
+    table = mapping.table
+    file_columns = _file_columns(mapping, pending.path)
+    wanted = set(mapping.source_columns)
+    missing = [name for name in mapping.source_columns if name not in file_columns]
+    extra = [name for name in file_columns if name not in wanted]
+    required_missing = [name for name in mapping.required_source_columns() if name not in file_columns]
+    if required_missing:
+        raise FileRejected(
+            f"missing required column(s) {', '.join(required_missing)}; the file has {', '.join(file_columns)}",
+            missing=missing,
+            extra=extra,
+        )
+    _read_into_stage(con, mapping, pending.path, file_columns)
+    rows_read = con.execute("select count(*) from _src").fetchall()[0][0]
+    sources = {source.canonical: source for source in mapping.columns}
+    _normalize_phones(con, table, sources, file_columns, context.phones)
+    con.execute(
+        "create or replace temp table _problems "
+        "(_record_number bigint, code varchar, column_name varchar, message varchar)"
+    )
+    _find_repeats(con, file_columns, _key_text(mapping, file_columns))
+    _find_unknown_references(con, table, sources, file_columns)
+    plan = _typing_plan(table, sources, file_columns, extra, pending.export_date)
+    # One pass types every row and flags the bad ones; the problems are then worked out for the flagged rows only.
+    con.execute(
+        f"create or replace temp table _typed as select s._record_number, {', '.join(plan.selects)}, "
+        f"(({plan.bad}) or s._record_number in (select _record_number from _problems)) as _bad {plan.from_clause}"
+    )
+    con.execute(
+        f"insert into raw.{table.name} by name select * exclude (_bad), "
+        f"{quote_literal(pending.relative)} as _source_file, "
+        f"{quote_literal(context.load_id)} as _load_id, "
+        f"{quote_literal(context.loaded_at.isoformat())}::timestamptz as _loaded_at "
+        "from _typed where not _bad order by _record_number"
+    )
+    only_bad = "from _src s semi join (select _record_number from _typed where _bad) b using (_record_number)"
+    flagged = plan.from_clause.replace("from _src s", only_bad, 1)
+    if con.execute("select count(*) from _typed where _bad").fetchall()[0][0]:
+        con.execute(
+            "insert into _problems select _record_number, problem.code, problem.column_name, problem.message from ("
+            f"select s._record_number, unnest(list_filter({plan.problems}, lambda x: x is not null)) as problem "
+            f"{flagged} where {plan.bad})"
+        )
+    quarantined = _quarantine(con, mapping, pending, file_columns, context)
+    con.execute("drop table _src; drop table _typed; drop table _problems; drop table _phones")
+    return FileOutcome(
+        status="loaded",
+        rows_read=rows_read,
+        rows_loaded=rows_read - quarantined,
+        rows_quarantined=quarantined,
+        extra_columns=extra,
+        missing_columns=missing,
+        parser="duckdb",
+    )
+
+
+def _file_columns(mapping: FileMapping, path: Path) -> list[str]:
+    """The file's columns: its header row, or the mapping's list for a file written without one."""
+    if path.stat().st_size == 0:
+        if mapping.header:
+            raise FileRejected("the file is empty (0 bytes): not even a header row")
+        return list(mapping.header_columns)
+    if not mapping.header:
+        return list(mapping.header_columns)
+    with path.open("rb") as handle:
+        head = handle.read(1 << 16)
+    text = head.decode("utf-8-sig", errors="replace")
+    first = text.split("\n", 1)[0].rstrip("\r")
+    if not first.strip():
+        raise FileRejected("the first line is blank: expected a header row naming the columns")
+    header = next(csv.reader(io.StringIO(first), delimiter=mapping.delimiter, quotechar=mapping.quote))
+    header = [name.strip() for name in header]
+    if "\ufffd" in first:
+        raise FileRejected("the header row is not valid UTF-8")
+    duplicates = sorted({name for name in header if header.count(name) > 1})
+    if duplicates:
+        raise FileRejected(f"the header row names column(s) {', '.join(duplicates)} more than once")
+    if not set(header) & set(mapping.source_columns):
+        raise FileRejected(
+            f"the first line does not look like a {mapping.vendor} {mapping.table.name} header: "
+            f"none of its fields ({', '.join(header[:6])}{', ...' if len(header) > 6 else ''}) is a known column"
+        )
+    return header
+
+
+def _read_into_stage(con: duckdb.DuckDBPyConnection, mapping: FileMapping, path: Path, columns: list[str]) -> None:
+    spec = "{" + ", ".join(f"{quote_literal(name)}: 'VARCHAR'" for name in columns) + "}"
+    try:
+        con.execute(
+            "create or replace temp table _src as select row_number() over () as _record_number, * from read_csv("
+            f"{quote_literal(str(path))}, columns = {spec}, header = {str(mapping.header).lower()}, "
+            f"delim = {quote_literal(mapping.delimiter)}, quote = {quote_literal(mapping.quote)}, "
+            f"escape = {quote_literal(mapping.quote)}, strict_mode = true, null_padding = false, "
+            "auto_detect = false, skip = 0, encoding = 'utf-8', allow_quoted_nulls = true)"
+        )
+    except duckdb.Error as error:
+        raise FileRejected(describe_read_error(str(error))) from None
+
+
+def describe_read_error(message: str) -> str:
+    """A sentence for the ledger from DuckDB's CSV error, which spans several lines and names reader options."""
+    first = message.splitlines()[0] if message else "unknown error"
+    found = re.search(r"[Ll]ine[: ]+(\d+)", message)
+    line = f" at line {found.group(1)}" if found else ""
+    lowered = message.lower()
+    if "unicode" in lowered or "utf" in lowered:
+        return f"the file is not valid UTF-8{line}: re-export it as UTF-8 (DuckDB: {first})"
+    if "unterminated quote" in lowered:
+        return f"the file ends inside a quoted value{line}: it looks cut short (DuckDB: {first})"
+    if "columns" in lowered and ("expected" in lowered or "too many" in lowered or "missing" in lowered):
+        return f"a record has the wrong number of fields{line} (DuckDB: {first})"
+    return f"the file cannot be read as CSV{line} (DuckDB: {first})"
+
+
+def _text(source: ColumnSource, file_columns: list[str]) -> str | None:
+    """SQL for a canonical column's text in `_src s` (after value renames), or None when the file does not have it."""
+    if source.value is not None:
+        return quote_literal(source.value)
+    if source.source is None or source.source not in file_columns:
+        return None
+    expression = f"nullif(s.{ident(source.source)}, '')"
+    if source.values:
+        cases = " ".join(f"when {quote_literal(k)} then {quote_literal(v)}" for k, v in source.values.items())
+        expression = f"(case {expression} {cases} else {expression} end)"
+    return expression
+
+
+def _typed(column: CanonicalColumn, source: ColumnSource, text: str) -> str:
+    """SQL that turns the text into the column's type, NULL when it cannot."""
+    kind = column.type
+    if kind in ("id", "string", "phone"):
+        return text
+    if kind in ("integer", "decimal", "boolean"):
+        return f"try_cast({text} as {sql_type(column)})"
+    if kind == "date":
+        if source.format:
+            return f"try_strptime({text}, {quote_literal(source.format)})::date"
+        return f"try_cast({text} as date)"
+    # timestamp: a zone is required in the value unless the mapping names the zone the vendor writes in
+    if source.format:
+        parsed = f"try_strptime({text}, {quote_literal(source.format)})"
+        if "%z" in source.format or "%Z" in source.format:
+            return f"{parsed}::timestamptz"
+        zone = source.timezone or "UTC"
+        return f"timezone({quote_literal(zone)}, {parsed})"
+    if source.timezone:
+        return (
+            f"(case when regexp_matches({text}, '{_ZONE_SUFFIX}') then try_cast({text} as timestamptz) "
+            f"else timezone({quote_literal(source.timezone)}, try_cast({text} as timestamp)) end)"
+        )
+    return (
+        f"(case when suffix({text}, 'Z') or regexp_matches({text}, '{_ZONE_SUFFIX}') "
+        f"then try_cast({text} as timestamptz) end)"
+    )
+
+
+def _normalize_phones(
+    con: duckdb.DuckDBPyConnection,
+    table: CanonicalTable,
+    sources: dict[str, ColumnSource],
+    file_columns: list[str],
+    phones: PhoneNormalizer,
+) -> None:
+    """`_phones(text, region, e164, problem)` for the distinct numbers of the file's phone columns."""
+    selects = []
+    for column in table.columns:
+        if column.type != "phone":
+            continue
+        text = _text(sources[column.name], file_columns)
+        if text is None:
+            continue
+        region = _phone_region(column, sources, file_columns)
+        selects.append(
+            f"select {_phone_key(text, region)} as text, {region} as region from _src s where {text} is not null"
+        )
+    rows = []
+    if selects:
+        pairs = con.execute("select distinct text, region from (" + " union all ".join(selects) + ")").fetchall()
+        rows = phones.normalize((text, region or None) for text, region in pairs)
+    frame = pa.table(
+        {
+            "text": pa.array([text for text, _, _ in rows], pa.string()),
+            "region": pa.array([region or "" for _, region, _ in rows], pa.string()),
+            "e164": pa.array([answer.e164 for _, _, answer in rows], pa.string()),
+            "problem": pa.array([answer.problem for _, _, answer in rows], pa.string()),
+        }
+    )
+    con.register("_phones_arrow", frame)
+    con.execute("create or replace temp table _phones as select * from _phones_arrow")
+    con.unregister("_phones_arrow")
+
+
+def _phone_key(text: str, region: str) -> str:
+    """Numbers written as bare digits or with '+' and no region are the same international number: look them up
+    once ("442079460018" and "+442079460018" are one key)."""
+    digits_only = f"regexp_full_match({text}, '\\+?[0-9]+')"
+    return f"(case when {region} = '' and {digits_only} then '+' || ltrim({text}, '+') else {text} end)"
+
+
+def _phone_region(column: CanonicalColumn, sources: dict[str, ColumnSource], file_columns: list[str]) -> str:
+    region = quote_literal(sources[column.name].region or column.region or "")
+    if column.region_column:
+        region_text = _text(sources[column.region_column], file_columns)
+        if region_text is not None:
+            region = f"coalesce({region_text}, {region})"
+    return region
+
+
+@dataclass(frozen=True)
+class TypingPlan:
+    """SQL fragments over `_src s`: the typed columns, whether a row fails, and why."""
+
+    selects: list[str]
+    bad: str
+    problems: str
+    from_clause: str
+
+
+def _typing_plan(
+    table: CanonicalTable,
+    sources: dict[str, ColumnSource],
+    file_columns: list[str],
+    extra: list[str],
+    export_date: dt.date,
+) -> TypingPlan:
+    """Typed columns and checks for every canonical column; extra file columns go into a map."""
+    selects, failures, problems, joins = [], [], [], []
+    latest = quote_literal((export_date + dt.timedelta(days=1)).isoformat())
+    for index, column in enumerate(table.columns):
+        source = sources[column.name]
+        text = _text(source, file_columns)
+        name = ident(column.name)
+        if text is None:
+            selects.append(f"null::{sql_type(column)} as {name}")
+            if column.type == "phone":
+                selects.append(f"null::varchar as {ident(column.name + '_e164')}")
+            continue
+        typed = _typed(column, source, text)
+        label = column.name
+        checks: list[tuple[str, str, str]] = []  # (condition, code, message SQL)
+        if column.required:
+            checks.append((f"{text} is null", "missing_value", quote_literal(f"{label} is empty")))
+        if column.type == "phone":
+            alias = f"p{index}"
+            region = _phone_region(column, sources, file_columns)
+            joins.append(
+                f"left join _phones {alias} on {alias}.text = {_phone_key(text, region)} and {alias}.region = {region}"
+            )
+            selects.append(f"{text} as {name}, {alias}.e164 as {ident(column.name + '_e164')}")
+            checks.append(
+                (
+                    f"{text} is not null and {alias}.e164 is null",
+                    "invalid_phone",
+                    f"format('{label} ''{{}}'' {{}}', {text}, {alias}.problem)",
+                )
+            )
+        else:
+            selects.append(f"{typed} as {name}")
+        if column.type == "timestamp" and not source.format and not source.timezone:
+            checks.append(
+                (
+                    f"{text} is not null and {typed} is null and try_cast({text} as timestamp) is not null",
+                    "no_time_zone",
+                    f"format('{label} ''{{}}'' has no time zone, so it cannot be placed in UTC', {text})",
+                )
+            )
+            checks.append(
+                (
+                    f"{text} is not null and {typed} is null and try_cast({text} as timestamp) is null",
+                    "not_a_timestamp",
+                    f"format('{label} ''{{}}'' is not a date-time', {text})",
+                )
+            )
+        elif column.type in ("integer", "decimal", "boolean", "date", "timestamp"):
+            what = {
+                "integer": "a whole number",
+                "decimal": "a number",
+                "boolean": "true or false",
+                "date": "a date",
+                "timestamp": "a date-time",
+            }[column.type]
+            expected = f" in the format {source.format}" if source.format else ""
+            code = {"integer": "not_a_number", "decimal": "not_a_number", "boolean": "not_a_boolean"}.get(
+                column.type, "not_a_date"
+            )
+            checks.append(
+                (
+                    f"{text} is not null and {typed} is null",
+                    code,
+                    f"format('{label} ''{{}}'' is not {what}{expected}', {text})",
+                )
+            )
+        if column.min is not None:
+            checks.append(
+                (
+                    f"{typed} < {column.min}",
+                    "below_minimum",
+                    f"format('{label} ''{{}}'' is {'negative' if column.min == 0 else f'below {column.min}'}', {text})",
+                )
+            )
+        if column.allowed:
+            allowed = ", ".join(quote_literal(value) for value in column.allowed)
+            checks.append(
+                (
+                    f"{text} is not null and {text} not in ({allowed})",
+                    "not_allowed",
+                    f"format('{label} ''{{}}'' is not one of the configured values ({', '.join(column.allowed)})', "
+                    f"{text})",
+                )
+            )
+        if column.not_after_export:
+            bound = f"{latest}::date" if column.type == "date" else f"{latest}::timestamptz"
+            checks.append(
+                (
+                    f"{typed} > {bound}",
+                    "after_export",
+                    f"format('{label} ''{{}}'' is later than the file''s export date {export_date.isoformat()}', "
+                    f"{text})",
+                )
+            )
+        for condition, code, message in checks:
+            failures.append(f"coalesce({condition}, false)")
+            problems.append(f"case when {condition} then {{'code': '{code}', 'column_name': {quote_literal(label)}, "
+                            f"'message': {message}}} end")  # fmt: skip
+    if extra:
+        keys = ", ".join(quote_literal(name) for name in extra)
+        values = ", ".join(f"s.{ident(name)}" for name in extra)
+        selects.append(f"map([{keys}], [{values}]) as _extra_columns")
+    else:
+        selects.append("null::map(varchar, varchar) as _extra_columns")
+    listing = (
+        "[" + ", ".join(problems) + "]"
+        if problems
+        else "[]::struct(code varchar, column_name varchar, message varchar)[]"
+    )
+    return TypingPlan(selects, " or ".join(failures) or "false", listing, "from _src s " + " ".join(joins))
+
+
+def _key_text(mapping: FileMapping, file_columns: list[str]) -> str | None:
+    key = mapping.table.key
+    source = next((s for s in mapping.columns if s.canonical == key), None) if key else None
+    return _text(source, file_columns) if source else None
+
+
+def _find_repeats(con: duckdb.DuckDBPyConnection, file_columns: list[str], key_text: str | None) -> None:
+    """Mark exact repeats of an earlier record of the same file (a re-sent export page) as problems.
+
+    A file whose keys are all distinct has no repeats, and that costs one aggregate to know.
+    """
+    if key_text is not None:
+        distinct = con.execute(f"select count(*) = count(distinct {key_text}) from _src s").fetchall()[0][0]
+        if distinct:
+            return
+    names = ", ".join(ident(name) for name in file_columns)
+    con.execute(
+        f"""
+        create or replace temp table _repeats as
+        with hashed as (select _record_number, hash({names}) as row_hash from _src),
+        candidates as (select row_hash from hashed group by row_hash having count(*) > 1),
+        rows as (select s.* from _src s join hashed h using (_record_number) join candidates using (row_hash)),
+        ranked as (
+            select _record_number,
+                first_value(_record_number) over (partition by {names} order by _record_number) as first_record
+            from rows
+        )
+        select _record_number, first_record from ranked where _record_number > first_record
+        """
+    )
+    con.execute(
+        "insert into _problems select _record_number, 'duplicate_record', '', "
+        "format('repeats record {} of this file exactly', first_record) from _repeats"
+    )
+    con.execute("drop table _repeats")
+
+
+def _find_unknown_references(
+    con: duckdb.DuckDBPyConnection, table: CanonicalTable, sources: dict[str, ColumnSource], file_columns: list[str]
+) -> None:
+    """Mark ids that match no row, loaded or quarantined, of the table they point to."""
+    for column in table.columns:
+        if not column.references or _text(sources[column.name], file_columns) is None:
+            continue
+        for prefix, target in column.references.items():
+            known = (
+                " union all ".join(
+                    query
+                    for schema, query in (
+                        ("raw", f"select Id as id from raw.{target}"),
+                        ("quarantine", f"select record_id as id from quarantine.{target}"),
+                    )
+                    if _table_exists(con, schema, target)
+                )
+                or "select null::varchar as id"
+            )
+            text = _text(sources[column.name], file_columns)
+            condition = f"{text} is not null"
+            if prefix:
+                condition += f" and starts_with({text}, {quote_literal(prefix)})"
+            con.execute(
+                f"""
+                create or replace temp table _orphans as
+                select s._record_number, {text} as id from _src s
+                where {condition} and {text} not in (select id from ({known}) where id is not null)
+                """
+            )
+            con.execute(
+                f"insert into _problems select _record_number, 'unknown_reference', {quote_literal(column.name)}, "
+                f"format('{column.name} ''{{}}'' matches no {target} loaded so far', id) from _orphans"
+            )
+            con.execute("drop table _orphans")
+
+
+def _table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    query = "select count(*) from information_schema.tables where table_schema = ? and table_name = ?"
+    return con.execute(query, [schema, table]).fetchall()[0][0] > 0
+
+
+def _quarantine(
+    con: duckdb.DuckDBPyConnection, mapping: FileMapping, pending: PendingFile, file_columns: list[str],
+    context: LoadContext,
+) -> int:  # fmt: skip
+    """Write the bad rows to `quarantine.<table>` with line numbers and their text as it is in the file."""
+    if not con.execute("select count(*) from _problems").fetchall()[0][0]:
+        return 0
+    newline_count = " + ".join(
+        f"coalesce(length({ident(name)}) - length(replace({ident(name)}, chr(10), '')), 0)" for name in file_columns
+    )
+    first_line = 2 if mapping.header else 1
+    con.execute(
+        f"""
+        create or replace temp table _lines as
+        with counted as (select _record_number, {newline_count} as inner_newlines from _src)
+        select _record_number, inner_newlines,
+            {first_line} + _record_number - 1
+                + coalesce(sum(inner_newlines) over (order by _record_number
+                    rows between unbounded preceding and 1 preceding), 0) as line
+        from counted
+        """
+    )
+    key_sql = _key_text(mapping, file_columns) or "null"
+    rows = con.execute(
+        f"""
+        select s._record_number, l.line, l.inner_newlines, {key_sql} as record_id,
+            string_agg(p.message, '; ' order by p.message) as reason,
+            list(distinct p.code order by p.code) as problems,
+            list(distinct p.column_name order by p.column_name) filter (where p.column_name <> '') as columns
+        from _src s
+        join _lines l using (_record_number)
+        join _problems p using (_record_number)
+        group by all
+        order by s._record_number
+        """
+    ).fetchall()
+    texts = _physical_lines(pending.path, {line: line + inner for _, line, inner, _, _, _, _ in rows})
+    frame = pa.table(
+        {
+            "_source_file": [pending.relative] * len(rows),
+            "_record_number": [row[0] for row in rows],
+            "_line": [row[1] for row in rows],
+            "record_id": [row[3] for row in rows],
+            "reason": [row[4] for row in rows],
+            "problems": [row[5] for row in rows],
+            "columns": [row[6] or [] for row in rows],
+            "raw_text": [texts.get(row[1]) for row in rows],
+            "_load_id": [context.load_id] * len(rows),
+            "_loaded_at": pa.array([context.loaded_at] * len(rows), pa.timestamp("us", tz="UTC")),
+        }
+    )
+    con.register("_quarantine_arrow", frame)
+    con.execute(f"insert into quarantine.{mapping.table.name} select * from _quarantine_arrow")
+    con.unregister("_quarantine_arrow")
+    con.execute("drop table _lines")
+    return len(rows)
+
+
+def _physical_lines(path: Path, spans: dict[int, int]) -> dict[int, str]:
+    """The text of lines first..last (1-based, inclusive) for each span, read in one pass over the file."""
+    out: dict[int, list[str]] = {}
+    if not spans:
+        return {}
+    last_wanted = max(spans.values())
+    open_spans: list[int] = []
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if number in spans:
+                open_spans.append(number)
+                out[number] = []
+            if open_spans:
+                text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+                for start in list(open_spans):
+                    out[start].append(text)
+                    if number >= spans[start]:
+                        open_spans.remove(start)
+            if number >= last_wanted:
+                break
+    return {start: "\n".join(lines).lstrip("\ufeff") for start, lines in out.items()}

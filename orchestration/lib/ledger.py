@@ -1,0 +1,158 @@
+"""The load ledger: one row per landing file seen, so that every load is incremental and can be run twice.
+
+A file is identified by its path under the landing folder and the SHA-256 of its bytes. A (path, hash) already in
+the ledger is not looked at again, whatever its status was; a new hash for a known path is a corrected re-send and
+loads as the next version; a hash already loaded from another path is recorded as skipped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+LEDGER_DDL = """
+create schema if not exists raw;
+create schema if not exists quarantine;
+create table if not exists raw.load_ledger (
+    load_id varchar primary key,
+    run_id varchar,
+    source varchar not null,
+    table_name varchar not null,
+    vendor varchar,
+    path varchar not null,
+    content_hash varchar not null,
+    size_bytes bigint not null,
+    export_date date,
+    version integer not null,
+    status varchar not null,
+    reason varchar,
+    rows_read bigint,
+    rows_loaded bigint,
+    rows_quarantined bigint,
+    extra_columns varchar[],
+    missing_columns varchar[],
+    parser varchar,
+    started_at timestamptz not null,
+    finished_at timestamptz not null
+)
+"""
+_DATE_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+@dataclass
+class PendingFile:
+    """A landing file that the ledger has not seen with this content."""
+
+    path: Path
+    relative: str
+    content_hash: str
+    size_bytes: int
+    version: int
+    export_date: dt.date
+    same_as: str | None = None  # an already loaded file with the same bytes
+
+
+@dataclass
+class FileOutcome:
+    """What loading one file did; becomes its ledger row."""
+
+    status: str  # loaded | skipped | rejected
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+    reason: str | None = None
+    extra_columns: list[str] = field(default_factory=list)
+    missing_columns: list[str] = field(default_factory=list)
+    parser: str | None = None
+
+
+def ensure_ledger(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(LEDGER_DDL)
+
+
+def content_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def export_date_of(path: Path) -> dt.date:
+    """The date a file was exported: its `YYYY-MM-DD` drop folder, else the day it was last written (UTC)."""
+    for part in reversed(path.parent.parts):
+        if _DATE_FOLDER.match(part):
+            return dt.date.fromisoformat(part)
+    return dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC).date()
+
+
+def pending_files(con: duckdb.DuckDBPyConnection, paths: list[Path], landing: Path, table: str) -> list[PendingFile]:
+    """The files among `paths` whose (path, content) the ledger has not recorded yet, in path order."""
+    ensure_ledger(con)
+    seen = {
+        (path, digest): status
+        for path, digest, status in con.execute(
+            "select path, content_hash, status from raw.load_ledger where table_name = ?", [table]
+        ).fetchall()
+    }
+    loaded_hashes = {
+        digest: path
+        for path, digest in con.execute(
+            "select path, content_hash from raw.load_ledger where table_name = ? and status = 'loaded'", [table]
+        ).fetchall()
+    }
+    versions: dict[str, int] = {}
+    for path, count in con.execute(
+        "select path, count(distinct content_hash) from raw.load_ledger where table_name = ? group by path", [table]
+    ).fetchall():
+        versions[path] = count
+    pending = []
+    for path in sorted(paths):
+        relative = path.relative_to(landing).as_posix()
+        digest = content_hash(path)
+        if (relative, digest) in seen:
+            continue
+        same_as = loaded_hashes.get(digest)
+        pending.append(
+            PendingFile(
+                path=path,
+                relative=relative,
+                content_hash=digest,
+                size_bytes=path.stat().st_size,
+                version=versions.get(relative, 0) + 1,
+                export_date=export_date_of(path),
+                same_as=same_as,
+            )
+        )
+        versions[relative] = versions.get(relative, 0) + 1
+        if same_as is None:
+            loaded_hashes[digest] = relative  # a second copy later in this same batch is skipped
+    return pending
+
+
+def record(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    load_id: str,
+    run_id: str | None,
+    source: str,
+    table: str,
+    vendor: str | None,
+    pending: PendingFile,
+    outcome: FileOutcome,
+    started_at: dt.datetime,
+) -> None:
+    con.execute(
+        "insert into raw.load_ledger values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            load_id, run_id, source, table, vendor, pending.relative, pending.content_hash, pending.size_bytes,
+            pending.export_date, pending.version, outcome.status, outcome.reason, outcome.rows_read,
+            outcome.rows_loaded, outcome.rows_quarantined, outcome.extra_columns, outcome.missing_columns,
+            outcome.parser, started_at, dt.datetime.now(dt.UTC),
+        ],
+    )  # fmt: skip
