@@ -1,7 +1,7 @@
 """Calendar ingest: expand each new mailbox export and append occurrences, attendees and quarantined events.
 
 Files are parsed on every core by `ics.expand_files` (the fast reader, with icalendar and recurring-ical-events as
-the fallback) and written one file per transaction with its ledger row, as the CSV loader does.
+the fallback) and written in groups of files, each group in one transaction with its files' ledger rows.
 """
 
 from __future__ import annotations
@@ -16,7 +16,15 @@ import pyarrow as pa
 
 from orchestration.lib.csv_loader import QUARANTINE_DDL
 from orchestration.lib.ingest import FileReport, Log, TableLoad
-from orchestration.lib.ledger import FileOutcome, ensure_ledger, export_date_of, pending_files, record
+from orchestration.lib.ledger import (
+    FileOutcome,
+    LedgerEntry,
+    PendingFile,
+    ensure_ledger,
+    export_date_of,
+    pending_files,
+    record,
+)
 
 CALENDAR_GLOB = "calendar/**/*.ics"
 _ARROW_TO_SQL = {"int32": "integer", "int64": "bigint", "string": "varchar", "bool": "boolean"}
@@ -70,6 +78,11 @@ def window_for(paths: list[Path], settings: CalendarWindowSettings):
     return Window(start, end)
 
 
+# Files are committed in groups: a transaction's fixed cost outweighs a typical mailbox export's few rows.
+MAX_GROUP_FILES = 500
+MAX_GROUP_ROWS = 200_000
+
+
 def ingest_calendars(
     con: duckdb.DuckDBPyConnection,
     landing: Path,
@@ -78,7 +91,7 @@ def ingest_calendars(
     run_id: str | None = None,
     log: Log | None = None,
 ) -> CalendarLoad:
-    """Load every calendar export the ledger has not seen; one transaction per file."""
+    """Load every calendar export the ledger has not seen; a group of files per transaction, with their ledger rows."""
     from orchestration.lib.ics import expand_files
 
     settings = settings or CalendarWindowSettings()
@@ -90,80 +103,112 @@ def ingest_calendars(
     pending = pending_files(con, paths, landing, "calendar_events")
     result = CalendarLoad("calendar_events")
     to_parse = [file for file in pending if file.same_as is None]
-    parsed = expand_files([file.path for file in to_parse], window, workers=settings.workers)
     by_path = {file.path: file for file in to_parse}
     for file in pending:
         if file.same_as is not None:
             outcome = FileOutcome(status="skipped", reason=f"same content as {file.same_as}, already loaded")
-            _record(con, file, outcome, run_id, uuid.uuid4().hex, dt.datetime.now(dt.UTC))
+            _commit(con, [(file, None, outcome, uuid.uuid4().hex)], run_id, dt.datetime.now(dt.UTC))
             result.files.append(FileReport(file.relative, "icalendar", outcome))
-    for number, parsed_file in enumerate(parsed, start=1):
+    group: list[tuple[PendingFile, object, FileOutcome, str]] = []
+    rows = 0
+    for parsed_file in expand_files([file.path for file in to_parse], window, workers=settings.workers):
         file = by_path[parsed_file.path]
-        load_id, started_at = uuid.uuid4().hex, dt.datetime.now(dt.UTC)
-        con.execute("begin transaction")
-        try:
-            outcome = _write(con, file.relative, parsed_file, load_id, started_at)
-            _record(con, file, outcome, run_id, load_id, started_at)
-            con.execute("commit")
-        except BaseException:
-            con.execute("rollback")
-            raise
-        result.files.append(FileReport(file.relative, "icalendar", outcome))
-        result.occurrences += parsed_file.occurrences.num_rows if outcome.status == "loaded" else 0
-        result.attendees += parsed_file.attendees.num_rows if outcome.status == "loaded" else 0
-        if parsed_file.parser != "fast":
-            result.fallback_files.append(file.relative)
-        if log and (outcome.status != "loaded" or number % 500 == 0 or number == len(to_parse)):
-            detail = f": {outcome.reason}" if outcome.reason else ""
-            log(f"calendar [{number}/{len(to_parse)}] {file.relative} {outcome.status}{detail}")
+        outcome = _outcome(parsed_file)
+        group.append((file, parsed_file, outcome, uuid.uuid4().hex))
+        rows += parsed_file.occurrences.num_rows
+        if len(group) >= MAX_GROUP_FILES or rows >= MAX_GROUP_ROWS:
+            _commit(con, group, run_id, dt.datetime.now(dt.UTC))
+            _report(result, group, len(to_parse), log)
+            group, rows = [], 0
+    if group:
+        _commit(con, group, run_id, dt.datetime.now(dt.UTC))
+        _report(result, group, len(to_parse), log)
     return result
 
 
-def _record(con: duckdb.DuckDBPyConnection, file, outcome: FileOutcome, run_id, load_id: str, started_at) -> None:
-    record(con, load_id=load_id, run_id=run_id, source="calendar", table="calendar_events", vendor="icalendar",
-           pending=file, outcome=outcome, started_at=started_at)  # fmt: skip
-
-
-def _write(con: duckdb.DuckDBPyConnection, relative: str, parsed, load_id: str, loaded_at: dt.datetime) -> FileOutcome:
+def _outcome(parsed) -> FileOutcome:
     if parsed.rejected:
         return FileOutcome(status="rejected", reason=parsed.rejected, parser=parsed.parser)
-    lineage = f"'{relative.replace(chr(39), chr(39) * 2)}' as _source_file, '{load_id}' as _load_id, " \
-        f"'{loaded_at.isoformat()}'::timestamptz as _loaded_at"  # fmt: skip
-    for table, rows in (("calendar_events", parsed.occurrences), ("calendar_attendees", parsed.attendees)):
-        if rows.num_rows:
-            con.register("_calendar_rows", rows)
-            present = [name for name in LINEAGE if name in rows.column_names]
-            rename = ", ".join(f"{old} as {LINEAGE[old]}" for old in present)
-            exclude = f"exclude ({', '.join(present)})" if present else ""
-            con.execute(
-                f"insert into raw.{table} by name select * {exclude}{', ' + rename if rename else ''}, {lineage} "
-                "from _calendar_rows"
-            )
-            con.unregister("_calendar_rows")
-    if parsed.quarantined:
-        frame = pa.table(
-            {
-                "_source_file": [relative] * len(parsed.quarantined),
-                "_record_number": [event.record_number for event in parsed.quarantined],
-                "_line": [event.line for event in parsed.quarantined],
-                "record_id": [_uid_of(event.raw_text) for event in parsed.quarantined],
-                "reason": [event.reason for event in parsed.quarantined],
-                "problems": [[_problem_code(event.reason)] for event in parsed.quarantined],
-                "columns": [[_property_of(event.reason)] for event in parsed.quarantined],
-                "raw_text": [event.raw_text for event in parsed.quarantined],
-                "_load_id": [load_id] * len(parsed.quarantined),
-                "_loaded_at": pa.array([loaded_at] * len(parsed.quarantined), pa.timestamp("us", tz="UTC")),
-            }
-        )
-        con.register("_calendar_quarantine", frame)
-        con.execute("insert into quarantine.calendar_events select * from _calendar_quarantine")
-        con.unregister("_calendar_quarantine")
     return FileOutcome(
         status="loaded",
         rows_read=parsed.events_read,
         rows_loaded=parsed.events_loaded,
         rows_quarantined=len(parsed.quarantined),
         parser=parsed.parser,
+    )
+
+
+def _report(result: CalendarLoad, group: list, expected: int, log: Log | None) -> None:
+    for file, parsed, outcome, _ in group:
+        result.files.append(FileReport(file.relative, "icalendar", outcome))
+        if outcome.status == "loaded":
+            result.occurrences += parsed.occurrences.num_rows
+            result.attendees += parsed.attendees.num_rows
+        if parsed.parser != "fast":
+            result.fallback_files.append(file.relative)
+        if log and outcome.status != "loaded":
+            log(f"calendar {file.relative} {outcome.status}: {outcome.reason}")
+    if log:
+        log(f"calendar [{len(result.files)}/{expected}] files, {result.occurrences:,} occurrences loaded")
+
+
+def _with_lineage(table: pa.Table, relative: str, load_id: str, loaded_at: dt.datetime) -> pa.Table:
+    table = table.rename_columns([LINEAGE.get(name, name) for name in table.column_names])
+    n = table.num_rows
+    return (
+        table.append_column("_source_file", pa.array([relative] * n, pa.string()))
+        .append_column("_load_id", pa.array([load_id] * n, pa.string()))
+        .append_column("_loaded_at", pa.array([loaded_at] * n, pa.timestamp("us", tz="UTC")))
+    )
+
+
+def _commit(con: duckdb.DuckDBPyConnection, group: list, run_id: str | None, loaded_at: dt.datetime) -> None:
+    """Write a group of parsed files and their ledger rows in one transaction."""
+    occurrences, attendees, quarantined = [], [], []
+    for file, parsed, outcome, load_id in group:
+        if outcome.status != "loaded":
+            continue
+        occurrences.append(_with_lineage(parsed.occurrences, file.relative, load_id, loaded_at))
+        attendees.append(_with_lineage(parsed.attendees, file.relative, load_id, loaded_at))
+        quarantined.extend((file.relative, load_id, event) for event in parsed.quarantined)
+    con.execute("begin transaction")
+    try:
+        for table, parts in (("calendar_events", occurrences), ("calendar_attendees", attendees)):
+            if parts and sum(part.num_rows for part in parts):
+                con.register("_calendar_rows", pa.concat_tables(parts))
+                con.execute(f"insert into raw.{table} by name select * from _calendar_rows")
+                con.unregister("_calendar_rows")
+        if quarantined:
+            con.register("_calendar_quarantine", _quarantine_table(quarantined, loaded_at))
+            con.execute("insert into quarantine.calendar_events by name select * from _calendar_quarantine")
+            con.unregister("_calendar_quarantine")
+        record(
+            con,
+            [
+                LedgerEntry(load_id, run_id, "calendar", "calendar_events", "icalendar", file, outcome, loaded_at)
+                for file, _, outcome, load_id in group
+            ],
+        )
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+
+
+def _quarantine_table(quarantined: list, loaded_at: dt.datetime) -> pa.Table:
+    return pa.table(
+        {
+            "_source_file": [relative for relative, _, _ in quarantined],
+            "_record_number": pa.array([event.record_number for _, _, event in quarantined], pa.int64()),
+            "_line": pa.array([event.line for _, _, event in quarantined], pa.int64()),
+            "record_id": pa.array([_uid_of(event.raw_text) for _, _, event in quarantined], pa.string()),
+            "reason": [event.reason for _, _, event in quarantined],
+            "problems": [[_problem_code(event.reason)] for _, _, event in quarantined],
+            "columns": [[_property_of(event.reason)] for _, _, event in quarantined],
+            "raw_text": [event.raw_text for _, _, event in quarantined],
+            "_load_id": [load_id for _, load_id, _ in quarantined],
+            "_loaded_at": pa.array([loaded_at] * len(quarantined), pa.timestamp("us", tz="UTC")),
+        }
     )
 
 

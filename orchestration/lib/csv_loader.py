@@ -1,6 +1,8 @@
-"""Load one CSV landing file into its canonical raw table, quarantining the rows that fail, inside DuckDB.
+"""Load CSV landing files into their canonical raw table, quarantining the rows that fail, inside DuckDB.
 
-The file is read once by DuckDB's CSV reader with every column as text and a record number; types and checks are
+A batch of files with the same header is read once by DuckDB's CSV reader with every column as text, a file index
+and a record number (small drops are batched because a statement's fixed cost, not the rows, dominates them);
+types and checks are
 then SQL over that text, so a bad value becomes a quarantine row with a reason instead of an error. Only the
 distinct phone numbers of a file come into Python (see `phones.py`). Duplicates and references are looked up only
 for the few rows that can have them, which keeps a load close to the cost of DuckDB's bare `read_csv` (measured in
@@ -79,9 +81,16 @@ def ident(name: str) -> str:
 
 @dataclass(frozen=True)
 class LoadContext:
-    load_id: str
     loaded_at: dt.datetime
     phones: PhoneNormalizer
+
+
+@dataclass(frozen=True)
+class BatchFile:
+    """One file of a batch, with the load id its rows and ledger row carry."""
+
+    pending: PendingFile
+    load_id: str
 
 
 class FileRejected(Exception):
@@ -94,18 +103,12 @@ class FileRejected(Exception):
         self.extra = extra or []
 
 
-def load_csv_file(
-    con: duckdb.DuckDBPyConnection, mapping: FileMapping, pending: PendingFile, context: LoadContext
-) -> FileOutcome:
-    """Append the good rows of one file to `raw.<table>` and the others to `quarantine.<table>`.
-
-    Runs in the caller's transaction; raises `FileRejected` when the file cannot be read at all.
-    """
-    table = mapping.table
-    file_columns = _file_columns(mapping, pending.path)
-    wanted = set(mapping.source_columns)
+def check_header(mapping: FileMapping, path: Path) -> tuple[list[str], list[str], list[str]]:
+    """The file's columns, the mapped columns it lacks and the unknown columns it adds; raises `FileRejected` when
+    a column a required canonical column comes from is missing."""
+    file_columns = _file_columns(mapping, path)
     missing = [name for name in mapping.source_columns if name not in file_columns]
-    extra = [name for name in file_columns if name not in wanted]
+    extra = [name for name in file_columns if name not in set(mapping.source_columns)]
     required_missing = [name for name in mapping.required_source_columns() if name not in file_columns]
     if required_missing:
         raise FileRejected(
@@ -113,48 +116,90 @@ def load_csv_file(
             missing=missing,
             extra=extra,
         )
-    _read_into_stage(con, mapping, pending.path, file_columns)
-    rows_read = con.execute("select count(*) from _src").fetchall()[0][0]
+    return file_columns, missing, extra
+
+
+def load_csv_batch(
+    con: duckdb.DuckDBPyConnection,
+    mapping: FileMapping,
+    files: list[BatchFile],
+    file_columns: list[str],
+    context: LoadContext,
+) -> list[FileOutcome]:
+    """Append the good rows of files sharing one header to `raw.<table>`, the others to `quarantine.<table>`.
+
+    Runs in the caller's transaction; raises `FileRejected` when a file cannot be read at all (for a batch of more
+    than one file the caller retries them one by one, to know which).
+    """
+    table = mapping.table
+    missing = [name for name in mapping.source_columns if name not in file_columns]
+    extra = [name for name in file_columns if name not in set(mapping.source_columns)]
+    _stage_files(con, files)
+    _read_into_stage(con, mapping, [file.pending.path for file in files], file_columns)
     sources = {source.canonical: source for source in mapping.columns}
     _normalize_phones(con, table, sources, file_columns, context.phones)
     con.execute(
         "create or replace temp table _problems "
-        "(_record_number bigint, code varchar, column_name varchar, message varchar)"
+        "(_file integer, _record_number bigint, code varchar, column_name varchar, message varchar)"
     )
     _find_repeats(con, file_columns, _key_text(mapping, file_columns))
     _find_unknown_references(con, table, sources, file_columns)
-    plan = _typing_plan(table, sources, file_columns, extra, pending.export_date)
+    plan = _typing_plan(table, sources, file_columns, extra)
     # One pass types every row and flags the bad ones; the problems are then worked out for the flagged rows only.
     con.execute(
-        f"create or replace temp table _typed as select s._record_number, {', '.join(plan.selects)}, "
-        f"(({plan.bad}) or s._record_number in (select _record_number from _problems)) as _bad {plan.from_clause}"
+        f"create or replace temp table _typed as select s._file, s._record_number, {', '.join(plan.selects)}, "
+        f"(({plan.bad}) or (s._file, s._record_number) in (select (_file, _record_number) from _problems)) as _bad "
+        f"{plan.from_clause}"
     )
     con.execute(
-        f"insert into raw.{table.name} by name select * exclude (_bad), "
-        f"{quote_literal(pending.relative)} as _source_file, "
-        f"{quote_literal(context.load_id)} as _load_id, "
+        f"insert into raw.{table.name} by name select * exclude (_bad, _file), "
         f"{quote_literal(context.loaded_at.isoformat())}::timestamptz as _loaded_at "
-        "from _typed where not _bad order by _record_number"
+        "from _typed where not _bad order by _file, _record_number"
     )
-    only_bad = "from _src s semi join (select _record_number from _typed where _bad) b using (_record_number)"
-    flagged = plan.from_clause.replace("from _src s", only_bad, 1)
     if con.execute("select count(*) from _typed where _bad").fetchall()[0][0]:
-        con.execute(
-            "insert into _problems select _record_number, problem.code, problem.column_name, problem.message from ("
-            f"select s._record_number, unnest(list_filter({plan.problems}, lambda x: x is not null)) as problem "
-            f"{flagged} where {plan.bad})"
+        only_bad = (
+            "from _src s semi join (select _file, _record_number from _typed where _bad) b "
+            "using (_file, _record_number)"
         )
-    quarantined = _quarantine(con, mapping, pending, file_columns, context)
-    con.execute("drop table _src; drop table _typed; drop table _problems; drop table _phones")
-    return FileOutcome(
-        status="loaded",
-        rows_read=rows_read,
-        rows_loaded=rows_read - quarantined,
-        rows_quarantined=quarantined,
-        extra_columns=extra,
-        missing_columns=missing,
-        parser="duckdb",
+        con.execute(
+            "insert into _problems select _file, _record_number, problem.code, problem.column_name, problem.message "
+            f"from (select s._file, s._record_number, unnest(list_filter({plan.problems}, lambda x: x is not null)) "
+            f"as problem {plan.from_clause.replace('from _src s', only_bad, 1)} where {plan.bad})"
+        )
+    quarantined = _quarantine(con, mapping, files, file_columns, context)
+    read = dict(con.execute("select _file, count(*) from _src group by _file").fetchall())
+    con.execute("drop table _src; drop table _typed; drop table _problems; drop table _phones; drop table _files")
+    return [
+        FileOutcome(
+            status="loaded",
+            rows_read=read.get(index, 0),
+            rows_loaded=read.get(index, 0) - quarantined.get(index, 0),
+            rows_quarantined=quarantined.get(index, 0),
+            extra_columns=extra,
+            missing_columns=missing,
+            parser="duckdb",
+        )
+        for index in range(len(files))
+    ]
+
+
+def _stage_files(con: duckdb.DuckDBPyConnection, files: list[BatchFile]) -> None:
+    """`_files`: per file of the batch, its index, paths, load id and export date."""
+    frame = pa.table(
+        {
+            "file_index": pa.array(range(len(files)), pa.int32()),
+            "path": [str(file.pending.path) for file in files],
+            "relative": [file.pending.relative for file in files],
+            "load_id": [file.load_id for file in files],
+            "export_date": pa.array([file.pending.export_date for file in files], pa.date32()),
+        }
     )
+    con.register("_files_arrow", frame)
+    con.execute(
+        "create or replace temp table _files as select *, "
+        "(export_date + interval 1 day)::timestamp::timestamptz as export_bound from _files_arrow"
+    )
+    con.unregister("_files_arrow")
 
 
 def _file_columns(mapping: FileMapping, path: Path) -> list[str]:
@@ -186,16 +231,37 @@ def _file_columns(mapping: FileMapping, path: Path) -> list[str]:
     return header
 
 
-def _read_into_stage(con: duckdb.DuckDBPyConnection, mapping: FileMapping, path: Path, columns: list[str]) -> None:
+def _read_into_stage(
+    con: duckdb.DuckDBPyConnection, mapping: FileMapping, paths: list[Path], columns: list[str]
+) -> None:
+    """`_src`: every record as text, with its file index and record number (1-based, in file order).
+
+    `row_number() over ()` is a streaming window in DuckDB and sees the rows in file order (insertion order is
+    preserved by default); with several files the reader returns them in list order, so a record's number is its
+    position minus the position of its file's first record.
+    """
     spec = "{" + ", ".join(f"{quote_literal(name)}: 'VARCHAR'" for name in columns) + "}"
+    listing = "[" + ", ".join(quote_literal(str(path)) for path in paths) + "]"
+    options = (
+        f"columns = {spec}, header = {str(mapping.header).lower()}, delim = {quote_literal(mapping.delimiter)}, "
+        f"quote = {quote_literal(mapping.quote)}, escape = {quote_literal(mapping.quote)}, strict_mode = true, "
+        "null_padding = false, auto_detect = false, encoding = 'utf-8', allow_quoted_nulls = true"
+    )
+    if len(paths) == 1:
+        query = f"select 0 as _file, row_number() over () as _record_number, * from read_csv({listing}, {options})"
+    else:
+        query = f"""
+            with numbered as (
+                select row_number() over () as _position, *
+                from read_csv({listing}, {options}, filename = '_path')
+            )
+            select f.file_index as _file,
+                _position - min(_position) over (partition by f.file_index) + 1 as _record_number,
+                numbered.* exclude (_position, _path)
+            from numbered join _files f on f.path = numbered._path
+        """
     try:
-        con.execute(
-            "create or replace temp table _src as select row_number() over () as _record_number, * from read_csv("
-            f"{quote_literal(str(path))}, columns = {spec}, header = {str(mapping.header).lower()}, "
-            f"delim = {quote_literal(mapping.delimiter)}, quote = {quote_literal(mapping.quote)}, "
-            f"escape = {quote_literal(mapping.quote)}, strict_mode = true, null_padding = false, "
-            "auto_detect = false, skip = 0, encoding = 'utf-8', allow_quoted_nulls = true)"
-        )
+        con.execute(f"create or replace temp table _src as {query}")
     except duckdb.Error as error:
         raise FileRejected(describe_read_error(str(error))) from None
 
@@ -324,11 +390,10 @@ def _typing_plan(
     sources: dict[str, ColumnSource],
     file_columns: list[str],
     extra: list[str],
-    export_date: dt.date,
 ) -> TypingPlan:
     """Typed columns and checks for every canonical column; extra file columns go into a map."""
-    selects, failures, problems, joins = [], [], [], []
-    latest = quote_literal((export_date + dt.timedelta(days=1)).isoformat())
+    selects = ["f.relative as _source_file", "f.load_id as _load_id"]
+    failures, problems, joins = [], [], ["join _files f on f.file_index = s._file"]
     for index, column in enumerate(table.columns):
         source = sources[column.name]
         text = _text(source, file_columns)
@@ -412,13 +477,13 @@ def _typing_plan(
                 )
             )
         if column.not_after_export:
-            bound = f"{latest}::date" if column.type == "date" else f"{latest}::timestamptz"
+            bound = "f.export_date" if column.type == "date" else "f.export_bound"
             checks.append(
                 (
                     f"{typed} > {bound}",
                     "after_export",
-                    f"format('{label} ''{{}}'' is later than the file''s export date {export_date.isoformat()}', "
-                    f"{text})",
+                    f"format('{label} ''{{}}'' is later than the file''s export date {{}}', {text}, "
+                    "strftime(f.export_date, '%Y-%m-%d'))",
                 )
             )
         for condition, code, message in checks:
@@ -451,26 +516,30 @@ def _find_repeats(con: duckdb.DuckDBPyConnection, file_columns: list[str], key_t
     A file whose keys are all distinct has no repeats, and that costs one aggregate to know.
     """
     if key_text is not None:
-        distinct = con.execute(f"select count(*) = count(distinct {key_text}) from _src s").fetchall()[0][0]
-        if distinct:
+        repeated_keys = con.execute(
+            f"select count(*) from (select _file, {key_text} from _src s group by all having count(*) > 1)"
+        ).fetchall()[0][0]
+        if not repeated_keys:
             return
     names = ", ".join(ident(name) for name in file_columns)
     con.execute(
         f"""
         create or replace temp table _repeats as
-        with hashed as (select _record_number, hash({names}) as row_hash from _src),
-        candidates as (select row_hash from hashed group by row_hash having count(*) > 1),
-        rows as (select s.* from _src s join hashed h using (_record_number) join candidates using (row_hash)),
+        with hashed as (select _file, _record_number, hash({names}) as row_hash from _src),
+        candidates as (select _file, row_hash from hashed group by all having count(*) > 1),
+        rows as (
+            select s.* from _src s join hashed h using (_file, _record_number) join candidates using (_file, row_hash)
+        ),
         ranked as (
-            select _record_number,
-                first_value(_record_number) over (partition by {names} order by _record_number) as first_record
+            select _file, _record_number,
+                first_value(_record_number) over (partition by _file, {names} order by _record_number) as first_record
             from rows
         )
-        select _record_number, first_record from ranked where _record_number > first_record
+        select _file, _record_number, first_record from ranked where _record_number > first_record
         """
     )
     con.execute(
-        "insert into _problems select _record_number, 'duplicate_record', '', "
+        "insert into _problems select _file, _record_number, 'duplicate_record', '', "
         "format('repeats record {} of this file exactly', first_record) from _repeats"
     )
     con.execute("drop table _repeats")
@@ -502,13 +571,14 @@ def _find_unknown_references(
             con.execute(
                 f"""
                 create or replace temp table _orphans as
-                select s._record_number, {text} as id from _src s
+                select s._file, s._record_number, {text} as id from _src s
                 where {condition} and {text} not in (select id from ({known}) where id is not null)
                 """
             )
             con.execute(
-                f"insert into _problems select _record_number, 'unknown_reference', {quote_literal(column.name)}, "
-                f"format('{column.name} ''{{}}'' matches no {target} loaded so far', id) from _orphans"
+                "insert into _problems select _file, _record_number, 'unknown_reference', "
+                f"{quote_literal(column.name)}, format('{column.name} ''{{}}'' matches no {target} loaded so far', id) "
+                "from _orphans"
             )
             con.execute("drop table _orphans")
 
@@ -519,61 +589,71 @@ def _table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bo
 
 
 def _quarantine(
-    con: duckdb.DuckDBPyConnection, mapping: FileMapping, pending: PendingFile, file_columns: list[str],
+    con: duckdb.DuckDBPyConnection, mapping: FileMapping, files: list[BatchFile], file_columns: list[str],
     context: LoadContext,
-) -> int:  # fmt: skip
-    """Write the bad rows to `quarantine.<table>` with line numbers and their text as it is in the file."""
+) -> dict[int, int]:  # fmt: skip
+    """Write the bad rows to `quarantine.<table>` with line numbers and their text as it is in the file; return
+    the number of rows quarantined per file index."""
     if not con.execute("select count(*) from _problems").fetchall()[0][0]:
-        return 0
+        return {}
     newline_count = " + ".join(
         f"coalesce(length({ident(name)}) - length(replace({ident(name)}, chr(10), '')), 0)" for name in file_columns
     )
     first_line = 2 if mapping.header else 1
+    # a record's first line: the header, then one line per earlier record plus the line breaks inside its values
     con.execute(
         f"""
         create or replace temp table _lines as
-        with counted as (select _record_number, {newline_count} as inner_newlines from _src)
-        select _record_number, inner_newlines,
+        with counted as (
+            select _file, _record_number, {newline_count} as inner_newlines
+            from _src semi join (select distinct _file from _problems) using (_file)
+        )
+        select _file, _record_number, inner_newlines,
             {first_line} + _record_number - 1
-                + coalesce(sum(inner_newlines) over (order by _record_number
+                + coalesce(sum(inner_newlines) over (partition by _file order by _record_number
                     rows between unbounded preceding and 1 preceding), 0) as line
         from counted
         """
     )
-    key_sql = _key_text(mapping, file_columns) or "null"
     rows = con.execute(
         f"""
-        select s._record_number, l.line, l.inner_newlines, {key_sql} as record_id,
-            string_agg(p.message, '; ' order by p.message) as reason,
-            list(distinct p.code order by p.code) as problems,
-            list(distinct p.column_name order by p.column_name) filter (where p.column_name <> '') as columns
+        select s._file, s._record_number, l.line, l.inner_newlines, {_key_text(mapping, file_columns) or "null"},
+            string_agg(p.message, '; ' order by p.message),
+            list(distinct p.code order by p.code),
+            list(distinct p.column_name order by p.column_name) filter (where p.column_name <> '')
         from _src s
-        join _lines l using (_record_number)
-        join _problems p using (_record_number)
+        join _lines l using (_file, _record_number)
+        join _problems p using (_file, _record_number)
         group by all
-        order by s._record_number
+        order by s._file, s._record_number
         """
     ).fetchall()
-    texts = _physical_lines(pending.path, {line: line + inner for _, line, inner, _, _, _, _ in rows})
+    con.execute("drop table _lines")
+    texts: dict[tuple[int, int], str] = {}
+    for index, file in enumerate(files):
+        spans = {line: line + inner for file_index, _, line, inner, *_ in rows if file_index == index}
+        texts.update(((index, line), text) for line, text in _physical_lines(file.pending.path, spans).items())
     frame = pa.table(
         {
-            "_source_file": [pending.relative] * len(rows),
-            "_record_number": [row[0] for row in rows],
-            "_line": [row[1] for row in rows],
-            "record_id": [row[3] for row in rows],
-            "reason": [row[4] for row in rows],
-            "problems": [row[5] for row in rows],
-            "columns": [row[6] or [] for row in rows],
-            "raw_text": [texts.get(row[1]) for row in rows],
-            "_load_id": [context.load_id] * len(rows),
+            "_source_file": [files[row[0]].pending.relative for row in rows],
+            "_record_number": pa.array([row[1] for row in rows], pa.int64()),
+            "_line": pa.array([row[2] for row in rows], pa.int64()),
+            "record_id": pa.array([row[4] for row in rows], pa.string()),
+            "reason": [row[5] for row in rows],
+            "problems": [row[6] for row in rows],
+            "columns": [row[7] or [] for row in rows],
+            "raw_text": pa.array([texts.get((row[0], row[2])) for row in rows], pa.string()),
+            "_load_id": [files[row[0]].load_id for row in rows],
             "_loaded_at": pa.array([context.loaded_at] * len(rows), pa.timestamp("us", tz="UTC")),
         }
     )
     con.register("_quarantine_arrow", frame)
     con.execute(f"insert into quarantine.{mapping.table.name} select * from _quarantine_arrow")
     con.unregister("_quarantine_arrow")
-    con.execute("drop table _lines")
-    return len(rows)
+    counts: dict[int, int] = {}
+    for row in rows:
+        counts[row[0]] = counts.get(row[0], 0) + 1
+    return counts
 
 
 def _physical_lines(path: Path, spans: dict[int, int]) -> dict[int, str]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 LEDGER_DDL = """
 create schema if not exists raw;
@@ -135,24 +136,50 @@ def pending_files(con: duckdb.DuckDBPyConnection, paths: list[Path], landing: Pa
     return pending
 
 
-def record(
-    con: duckdb.DuckDBPyConnection,
-    *,
-    load_id: str,
-    run_id: str | None,
-    source: str,
-    table: str,
-    vendor: str | None,
-    pending: PendingFile,
-    outcome: FileOutcome,
-    started_at: dt.datetime,
-) -> None:
-    con.execute(
-        "insert into raw.load_ledger values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            load_id, run_id, source, table, vendor, pending.relative, pending.content_hash, pending.size_bytes,
-            pending.export_date, pending.version, outcome.status, outcome.reason, outcome.rows_read,
-            outcome.rows_loaded, outcome.rows_quarantined, outcome.extra_columns, outcome.missing_columns,
-            outcome.parser, started_at, dt.datetime.now(dt.UTC),
-        ],
-    )  # fmt: skip
+@dataclass
+class LedgerEntry:
+    """One ledger row to write: a file and what loading it did."""
+
+    load_id: str
+    run_id: str | None
+    source: str
+    table: str
+    vendor: str | None
+    pending: PendingFile
+    outcome: FileOutcome
+    started_at: dt.datetime
+
+
+def record(con: duckdb.DuckDBPyConnection, entries: list[LedgerEntry]) -> None:
+    """Append ledger rows, in the caller's transaction (one insert for the lot)."""
+    if not entries:
+        return
+    finished_at = dt.datetime.now(dt.UTC)
+    stamp = pa.timestamp("us", tz="UTC")
+    frame = pa.table(
+        {
+            "load_id": [e.load_id for e in entries],
+            "run_id": pa.array([e.run_id for e in entries], pa.string()),
+            "source": [e.source for e in entries],
+            "table_name": [e.table for e in entries],
+            "vendor": pa.array([e.vendor for e in entries], pa.string()),
+            "path": [e.pending.relative for e in entries],
+            "content_hash": [e.pending.content_hash for e in entries],
+            "size_bytes": pa.array([e.pending.size_bytes for e in entries], pa.int64()),
+            "export_date": pa.array([e.pending.export_date for e in entries], pa.date32()),
+            "version": pa.array([e.pending.version for e in entries], pa.int32()),
+            "status": [e.outcome.status for e in entries],
+            "reason": pa.array([e.outcome.reason for e in entries], pa.string()),
+            "rows_read": pa.array([e.outcome.rows_read for e in entries], pa.int64()),
+            "rows_loaded": pa.array([e.outcome.rows_loaded for e in entries], pa.int64()),
+            "rows_quarantined": pa.array([e.outcome.rows_quarantined for e in entries], pa.int64()),
+            "extra_columns": pa.array([e.outcome.extra_columns for e in entries], pa.list_(pa.string())),
+            "missing_columns": pa.array([e.outcome.missing_columns for e in entries], pa.list_(pa.string())),
+            "parser": pa.array([e.outcome.parser for e in entries], pa.string()),
+            "started_at": pa.array([e.started_at for e in entries], stamp),
+            "finished_at": pa.array([finished_at] * len(entries), stamp),
+        }
+    )
+    con.register("_ledger_rows", frame)
+    con.execute("insert into raw.load_ledger by name select * from _ledger_rows")
+    con.unregister("_ledger_rows")
