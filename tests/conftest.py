@@ -25,3 +25,25 @@ def tiny_faulty_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("tiny_faults")
     generate("tiny", SEED, out, faults=True, progress=Progress(quiet=True))
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_warehouse(tiny_world: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A DuckDB warehouse with the clean `tiny` world ingested (read-only for tests: copy it before changing it)."""
+    return _ingested(tiny_world, tmp_path_factory.mktemp("warehouse_clean") / "warehouse.duckdb")
+
+
+@pytest.fixture(scope="session")
+def tiny_faulty_warehouse(tiny_faulty_world: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A DuckDB warehouse with the faulty `tiny` world ingested."""
+    return _ingested(tiny_faulty_world, tmp_path_factory.mktemp("warehouse_faults") / "warehouse.duckdb")
+
+
+def _ingested(world: Path, database: Path) -> Path:
+    import duckdb
+
+    from orchestration.lib.run import ingest_everything
+
+    with duckdb.connect(str(database)) as con:
+        ingest_everything(con, world / "landing")
+    return database

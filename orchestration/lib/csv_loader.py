@@ -212,6 +212,8 @@ def _file_columns(mapping: FileMapping, path: Path) -> list[str]:
         return list(mapping.header_columns)
     with path.open("rb") as handle:
         head = handle.read(1 << 16)
+    if b"\x00" in head:
+        raise FileRejected("the file holds binary data (NUL bytes): it is not a CSV export")
     text = head.decode("utf-8-sig", errors="replace")
     first = text.split("\n", 1)[0].rstrip("\r")
     if not first.strip():

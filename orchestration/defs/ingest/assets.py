@@ -57,7 +57,7 @@ def _csv_asset(table: str) -> dg.AssetsDefinition:
     def load(context: dg.AssetExecutionContext, warehouse: DuckDBResource, landing: Landing) -> dg.MaterializeResult:
         with warehouse.get_connection() as con:
             result = ingest_csv_table(
-                con, landing.mappings(), table, landing.root, run_id=context.run_id, phones=PhoneNormalizer(),
+                con, landing.mappings(), table, landing.root, run_id=context.run.run_id, phones=PhoneNormalizer(),
                 log=context.log.info,
             )  # fmt: skip
         for report in result.files:
@@ -106,7 +106,7 @@ def calendars(context: dg.AssetExecutionContext, config: CalendarConfig, warehou
     """Mailbox exports (`calendar/<date>/<mailbox>.ics`) expanded with the fast reader, icalendar as fallback."""
     settings = CalendarWindowSettings(config.window_start, config.horizon_days, config.workers or None)
     with warehouse.get_connection() as con:
-        result = ingest_calendars(con, landing.root, settings, run_id=context.run_id, log=context.log.info)
+        result = ingest_calendars(con, landing.root, settings, run_id=context.run.run_id, log=context.log.info)
     for report in result.files:
         if report.outcome.status == "rejected":
             context.log.warning(f"rejected {report.path}: {report.outcome.reason}")

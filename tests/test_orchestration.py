@@ -1,0 +1,107 @@
+"""The Dagster code location: definitions load with the pinned asset keys, every writer is in the one-writer pool,
+and a real materialization of the ingest job fills raw.*, quarantine.* and the ledger."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+from dagster_duckdb import DuckDBResource
+
+from orchestration.definitions import defs
+from orchestration.defs.ingest.assets import calendars, csv_assets
+from orchestration.defs.ingest.checks import ingest_checks
+from orchestration.defs.ingest.sensors import landing_fingerprint, new_landing_files
+from orchestration.defs.resources import WAREHOUSE_POOL, Landing
+
+RAW_TABLES = [
+    "account", "calendar_attendees", "calendar_events", "compensation_plans", "contact", "event", "fx_rates", "lead",
+    "opportunity", "opportunity_history", "phone_calls", "quotas", "task", "territories", "user", "user_role",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def definitions() -> dg.Definitions:
+    return defs()
+
+
+def test_the_definitions_load_with_the_pinned_asset_keys(definitions: dg.Definitions) -> None:
+    keys = {key.to_user_string() for key in definitions.resolve_all_asset_keys()}
+    assert keys == {f"raw/{table}" for table in RAW_TABLES}
+
+
+def test_every_asset_that_writes_to_the_warehouse_is_in_the_one_writer_pool(definitions: dg.Definitions) -> None:
+    writers = [*csv_assets, calendars, *ingest_checks]
+    assert {key for assets in writers[: -len(ingest_checks)] for key in assets.keys} == set(
+        definitions.resolve_all_asset_keys()
+    )
+    for definition in writers:
+        assert definition.op.pool == WAREHOUSE_POOL, definition.op.name
+    pool_file = Path("orchestration/dagster.yaml").read_text()
+    assert "default_limit: 1" in pool_file
+
+
+def test_every_raw_table_has_a_blocking_reconciliation_check(definitions: dg.Definitions) -> None:
+    checks = definitions.resolve_asset_graph().asset_check_keys
+    checked = {check.asset_key.to_user_string() for check in checks if check.name == "rows_reconcile"}
+    assert checked == {f"raw/{table}" for table in RAW_TABLES if table != "calendar_attendees"}
+
+
+def test_referenced_tables_load_before_the_tables_that_point_to_them(definitions: dg.Definitions) -> None:
+    graph = definitions.resolve_asset_graph()
+    parents = {key.to_user_string(): {p.to_user_string() for p in graph.get(key).parent_keys}
+               for key in graph.get_all_asset_keys()}  # fmt: skip
+    assert parents["raw/contact"] == {"raw/account"}
+    assert parents["raw/task"] >= {"raw/account", "raw/opportunity"}
+
+
+def test_the_ingest_job_has_a_sensor_and_a_daily_schedule(definitions: dg.Definitions) -> None:
+    sensor = next(sensor for sensor in definitions.sensors if sensor.name == "new_landing_files")
+    assert sensor.job_name == "ingest"
+    schedule = next(schedule for schedule in definitions.schedules if schedule.name == "daily_ingest")
+    assert (schedule.job_name, schedule.cron_schedule) == ("ingest", "0 6 * * *")
+
+
+def test_the_sensor_requests_a_run_when_files_land_and_skips_when_nothing_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    landing = tmp_path / "landing"
+    (landing / "phone/2024-01-03").mkdir(parents=True)
+    (landing / "phone/2024-01-03/calls_2024-01-03.csv").write_text("call_id\n")
+    monkeypatch.setenv("LANDING_DIR", str(landing))
+    first = new_landing_files(dg.build_sensor_context(cursor=None))
+    assert isinstance(first, dg.SensorResult) and len(first.run_requests) == 1
+    again = new_landing_files(dg.build_sensor_context(cursor=first.cursor))
+    assert isinstance(again, dg.SkipReason)
+    (landing / "phone/2024-01-04").mkdir()
+    (landing / "phone/2024-01-04/calls_2024-01-04.csv").write_text("call_id\n")
+    assert landing_fingerprint(landing)[0] != first.cursor
+    later = new_landing_files(dg.build_sensor_context(cursor=first.cursor))
+    assert isinstance(later, dg.SensorResult) and later.run_requests[0].run_key == later.cursor
+
+
+@pytest.mark.slow
+def test_materializing_the_ingest_assets_fills_raw_quarantine_and_the_ledger(
+    tiny_faulty_world: Path, tmp_path: Path
+) -> None:
+    database = tmp_path / "warehouse.duckdb"
+    resources = {
+        "warehouse": DuckDBResource(database=str(database)),
+        "landing": Landing(path=str(tiny_faulty_world / "landing")),
+    }
+    result = dg.materialize([*csv_assets, calendars, *ingest_checks], resources=resources)
+    assert result.success
+    checks = result.get_asset_check_evaluations()
+    assert len(checks) == len(RAW_TABLES) - 1 and all(check.passed for check in checks)
+    materialized = {event.asset_key.to_user_string() for event in result.get_asset_materialization_events()}
+    assert materialized == {f"raw/{table}" for table in RAW_TABLES}
+    with duckdb.connect(str(database), read_only=True) as con:
+        statuses = dict(con.execute("select status, count(*) from raw.load_ledger group by all").fetchall())
+        quarantined = con.execute("select count(*) from quarantine.opportunity").fetchall()[0][0]
+        occurrences = con.execute("select count(*) from raw.calendar_events").fetchall()[0][0]
+    assert statuses["loaded"] > 500 and statuses["rejected"] == 3
+    assert quarantined > 0 and occurrences > 1000
+    assert os.path.getsize(database) > 0
