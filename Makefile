@@ -10,6 +10,8 @@ DATA_DIR ?= data
 export WAREHOUSE_PATH ?= $(abspath $(DATA_DIR))/warehouse.duckdb
 export LANDING_DIR ?= $(abspath $(DATA_DIR))/landing
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+# The packages are used from the checkout (not installed), also by the worker processes the loaders start.
+export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 
 .PHONY: demo test lint materialize ui bench venv dagster-home

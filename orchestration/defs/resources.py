@@ -33,7 +33,7 @@ def warehouse_resource() -> DuckDBResource:
     path.parent.mkdir(parents=True, exist_ok=True)
     # A bounded buffer pool keeps a bench-scale load within memory; DuckDB spills what does not fit.
     memory = os.environ.get("WAREHOUSE_MEMORY_LIMIT", "2GB")
-    return DuckDBResource(database=str(path), connection_config={"memory_limit": memory, "TimeZone": "UTC"})
+    return DuckDBResource(database=str(path), connection_config={"memory_limit": memory})
 
 
 def landing_resource() -> Landing:

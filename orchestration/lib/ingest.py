@@ -240,7 +240,7 @@ class _TableLoader:
     def _report(self, mapping: FileMapping, file: PendingFile, outcome: FileOutcome) -> None:
         self.result.files.append(FileReport(file.relative, mapping.vendor, outcome))
         done = len(self.result.files)
-        if self.log and (outcome.status != "loaded" or done % 100 == 0 or done == self.expected):
+        if self.log and (outcome.status == "rejected" or done % 100 == 0 or done == self.expected):
             detail = f": {outcome.reason}" if outcome.reason else ""
             self.log(
                 f"{self.result.table} [{done}/{self.expected}] {file.relative} {outcome.status} "
