@@ -32,16 +32,23 @@ class StageResult:
 
 
 def measure(command: list[str]) -> dict:
-    """Wall time and peak RSS of `command`, measured by bench.probe in a separate process."""
+    """Wall time and peak RSS of `command`, measured by bench.probe in a separate process; `KEY=<int>` lines the
+    command prints come back as counts."""
     probe = subprocess.run(
         [sys.executable, "-m", "bench.probe", *command], check=False, stdout=subprocess.PIPE, text=True
     )
     lines = probe.stdout.strip().splitlines()
+    counts = {}
     for line in lines[:-1]:
-        print(line)
+        key, _, value = line.partition("=")
+        if key.isupper() and value.isdigit():
+            counts[key] = int(value)
+        else:
+            print(line)
     result = json.loads(lines[-1])
     if result["returncode"] != 0:
         raise SystemExit(f"stage failed ({result['returncode']}): {' '.join(command)}")
+    result["counts"] = counts
     return result
 
 
@@ -70,11 +77,45 @@ def run(preset: str, out: Path, seed: int) -> list[StageResult]:
                         str(out), "--quiet"])  # fmt: skip
     results.append(StageResult("simulate: generate", generate["wall_seconds"], landing_records(out / "landing"),
                                generate["peak_rss_mb"]))  # fmt: skip
+    results.extend(ingest_stages(out))
     before = {p for p in (out / "landing").rglob("*") if p.is_file()}
     advance = measure([python, "-m", "simulator", "advance", "--days", "1", "--out", str(out), "--quiet"])
     results.append(StageResult("simulate: advance 1 day", advance["wall_seconds"],
                                landing_records(out / "landing", since=before), advance["peak_rss_mb"]))  # fmt: skip
+    results.append(ingest_stage(out, "ingest: the new daily drop", "crm,reference,phone,calendar", "load"))
     return results
+
+
+def ingest_stage(out: Path, label: str, sources: str, mode: str = "load", count: str = "ROWS") -> StageResult:
+    database = out / ("warehouse.duckdb" if mode == "load" else "floor.duckdb")
+    result = measure([sys.executable, "-m", "bench.ingest", mode, "--landing", str(out / "landing"),
+                      "--database", str(database), "--sources", sources])  # fmt: skip
+    return StageResult(label, result["wall_seconds"], result["counts"].get(count, 0), result["peak_rss_mb"])
+
+
+def ingest_stages(out: Path) -> list[StageResult]:
+    """Each CSV source loaded by the ingest code and, right after, copied by bare `read_csv` (the floor); then the
+    calendars, then a second run over the same drops, which must find nothing to do. The CRM goes first, as in
+    the Dagster job: the call records' numbers are mostly the CRM's, already validated by then."""
+    results = []
+    for label, sources in (("crm + reference", "crm,reference"), ("phone", "phone")):
+        results.append(ingest_stage(out, f"ingest: {label}", sources))
+        results.append(ingest_stage(out, f"floor: bare read_csv, {label}", sources, mode="floor"))
+        (out / "floor.duckdb").unlink(missing_ok=True)
+    results.append(ingest_stage(out, "ingest: calendar (rows = occurrences)", "calendar", count="OCCURRENCES"))
+    results.append(ingest_stage(out, "ingest: again, same drops (no-op)", "crm,reference,phone,calendar"))
+    return results
+
+
+def ratios(results: list[StageResult]) -> list[str]:
+    """Loader time over floor time, per CSV source, from the same run."""
+    by_stage = {result.stage: result for result in results}
+    lines = []
+    for label in ("crm + reference", "phone"):
+        loaded, bare = by_stage.get(f"ingest: {label}"), by_stage.get(f"floor: bare read_csv, {label}")
+        if loaded and bare and bare.wall_seconds:
+            lines.append(f"- {label}: ingest / bare read_csv = {loaded.wall_seconds / bare.wall_seconds:.2f}x")
+    return lines
 
 
 def render(preset: str, results: list[StageResult]) -> str:
@@ -97,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or Path("bench/out") / args.preset
     results = run(args.preset, out, args.seed)
     print(render(args.preset, results))
+    print("\n".join(["", *ratios(results)]))
     print("\n| source | files | MB |\n|---|---:|---:|")
     for source, files, size in source_sizes(out):
         print(f"| {source} | {files:,} | {size / 1e6:,.1f} |")

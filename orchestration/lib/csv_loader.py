@@ -325,6 +325,17 @@ def _typed(column: CanonicalColumn, source: ColumnSource, text: str) -> str:
     )
 
 
+PHONE_NUMBERS_DDL = """
+create table if not exists raw.phone_numbers (
+    text varchar not null,
+    region varchar not null,
+    e164 varchar,
+    problem varchar,
+    primary key (text, region)
+)
+"""
+
+
 def _normalize_phones(
     con: duckdb.DuckDBPyConnection,
     table: CanonicalTable,
@@ -332,7 +343,13 @@ def _normalize_phones(
     file_columns: list[str],
     phones: PhoneNormalizer,
 ) -> None:
-    """`_phones(text, region, e164, problem)` for the distinct numbers of the file's phone columns."""
+    """`_phones(text, region, e164, problem)` for the distinct numbers of the batch's phone columns.
+
+    `raw.phone_numbers` remembers every (text, default region) ever parsed, across runs and tables, and every valid
+    number under its own E.164 text too: a call record's "+14155550100" is then known from the contact whose phone
+    was written "(415) 555-0100", and only numbers never seen before reach `phonenumbers`.
+    """
+    con.execute(PHONE_NUMBERS_DDL)
     selects = []
     for column in table.columns:
         if column.type != "phone":
@@ -344,21 +361,34 @@ def _normalize_phones(
         selects.append(
             f"select {_phone_key(text, region)} as text, {region} as region from _src s where {text} is not null"
         )
-    rows = []
-    if selects:
-        pairs = con.execute("select distinct text, region from (" + " union all ".join(selects) + ")").fetchall()
-        rows = phones.normalize((text, region or None) for text, region in pairs)
-    frame = pa.table(
-        {
-            "text": pa.array([text for text, _, _ in rows], pa.string()),
-            "region": pa.array([region or "" for _, region, _ in rows], pa.string()),
-            "e164": pa.array([answer.e164 for _, _, answer in rows], pa.string()),
-            "problem": pa.array([answer.problem for _, _, answer in rows], pa.string()),
-        }
+    union = " union all ".join(selects) or "select null::varchar as text, null::varchar as region where false"
+    con.execute(f"create or replace temp table _phone_pairs as select distinct text, region from ({union})")
+    unknown = con.execute(
+        "select text, region from _phone_pairs anti join raw.phone_numbers using (text, region)"
+    ).fetchall()
+    if unknown:
+        rows = phones.normalize((text, region or None) for text, region in unknown)
+        frame = pa.table(
+            {
+                "text": pa.array([text for text, _, _ in rows], pa.string()),
+                "region": pa.array([region or "" for _, region, _ in rows], pa.string()),
+                "e164": pa.array([answer.e164 for _, _, answer in rows], pa.string()),
+                "problem": pa.array([answer.problem for _, _, answer in rows], pa.string()),
+            }
+        )
+        con.register("_phones_arrow", frame)
+        con.execute("insert into raw.phone_numbers select * from _phones_arrow")
+        con.execute(
+            "insert into raw.phone_numbers select distinct e164, '', e164, null from _phones_arrow a "
+            "where e164 is not null and not exists "
+            "(select 1 from raw.phone_numbers n where n.text = a.e164 and n.region = '')"
+        )
+        con.unregister("_phones_arrow")
+    con.execute(
+        "create or replace temp table _phones as "
+        "select n.* from raw.phone_numbers n semi join _phone_pairs using (text, region)"
     )
-    con.register("_phones_arrow", frame)
-    con.execute("create or replace temp table _phones as select * from _phones_arrow")
-    con.unregister("_phones_arrow")
+    con.execute("drop table _phone_pairs")
 
 
 def _phone_key(text: str, region: str) -> str:

@@ -94,14 +94,11 @@ def load_order(mappings: Mappings) -> list[str]:
 
 
 def parents_of(mappings: Mappings, table: str) -> list[str]:
-    """The tables whose ids `table` references (they must load first for the reference check to see them)."""
-    targets = {
-        target
-        for column in mappings.tables[table].columns
-        for target in (column.references or {}).values()
-        if target != table
-    }
-    return sorted(targets)
+    """The tables that load before `table`: those whose ids it references (the reference check must see them), and
+    those its `load_after` names."""
+    canonical = mappings.tables[table]
+    targets = {target for column in canonical.columns for target in (column.references or {}).values()}
+    return sorted((targets | set(canonical.load_after)) - {table})
 
 
 def files_for(mapping: FileMapping, landing: Path) -> list[Path]:

@@ -46,6 +46,7 @@ class CanonicalTable:
     source: str
     columns: tuple[CanonicalColumn, ...]
     key: str | None = None
+    load_after: tuple[str, ...] = ()  # tables to load first for a reason other than a reference (see canonical.yaml)
 
     def column(self, name: str) -> CanonicalColumn:
         return next(column for column in self.columns if column.name == name)
@@ -156,8 +157,13 @@ def _canonical_tables(path: Path) -> dict[str, CanonicalTable]:
             )
         if spec.get("source") not in ("crm", "phone", "reference", "calendar"):
             raise MappingError(f"{where}: source must be crm, phone, reference or calendar")
-        tables[name] = CanonicalTable(name, spec["source"], tuple(columns), spec.get("key"))
+        tables[name] = CanonicalTable(
+            name, spec["source"], tuple(columns), spec.get("key"), tuple(spec.get("load_after") or ())
+        )
     for table in tables.values():
+        for target in table.load_after:
+            if target not in tables:
+                raise MappingError(f"{path.name}: {table.name} loads after unknown table {target}")
         for column in table.columns:
             for target in (column.references or {}).values():
                 if target not in tables:
