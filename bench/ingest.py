@@ -9,6 +9,7 @@ Both print `ROWS=<n>` (and `OCCURRENCES=<n>` for calendars) for the bench table.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -19,8 +20,13 @@ from orchestration.lib.mapping import load_mappings
 from orchestration.lib.run import ingest_everything
 
 
+def connect(database: Path) -> duckdb.DuckDBPyConnection:
+    """The warehouse with the memory budget the Dagster `warehouse` resource uses."""
+    return duckdb.connect(str(database), config={"memory_limit": os.environ.get("WAREHOUSE_MEMORY_LIMIT", "2GB")})
+
+
 def load(landing: Path, database: Path, sources: tuple[str, ...]) -> None:
-    with duckdb.connect(str(database)) as con:
+    with connect(database) as con:
         loads = ingest_everything(con, landing, sources=sources)
     print(f"ROWS={sum(load.rows_read for load in loads.values())}")
     calendar = loads.get("calendar_events")
@@ -33,7 +39,7 @@ def load(landing: Path, database: Path, sources: tuple[str, ...]) -> None:
 def floor(landing: Path, database: Path, sources: tuple[str, ...]) -> None:
     mappings = load_mappings()
     rows = 0
-    with duckdb.connect(str(database)) as con:
+    with connect(database) as con:
         for mapping in mappings.files:
             if mapping.table.source not in sources or mapping.vendor in ("hubspot", "asterisk"):
                 continue
