@@ -39,7 +39,7 @@ dagster-home:
 
 ## materialize: run the ingest job once over DATA_DIR (dbt, checks and models join it in later issues)
 materialize: $(STAMP) dagster-home
-	$(BIN)/dagster job execute -m orchestration.definitions -j ingest
+	$(BIN)/dagster job execute -m orchestration.definitions -j ingest -c orchestration/run_config.yaml
 	$(BIN)/python -m orchestration.lib.report --warehouse $(WAREHOUSE_PATH)
 
 ## ui: the Dagster UI (dagster dev) on http://127.0.0.1:3000 for DATA_DIR, with the sensor and schedule
