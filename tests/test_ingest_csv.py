@@ -29,10 +29,10 @@ TASK = (
 STAMP = "2024-01-02T10:00:00.000Z"
 
 
-def account(record_id: str, phone: str = "", country: str = "GB") -> str:
+def account(record_id: str, phone: str = "", country: str = "GB", created: str = STAMP) -> str:
     return (
         f'"{record_id}","false","Acme {record_id}","Customer","Retail","120","51-200","acme.example","{phone}",'
-        f'"{country}","SMB","EMEA","EMEA SMB","0058d0000000001AAA","GBP","{STAMP}","{STAMP}","{STAMP}"'
+        f'"{country}","SMB","EMEA","EMEA SMB","0058d0000000001AAA","GBP","{created}","{STAMP}","{STAMP}"'
     )
 
 
@@ -168,4 +168,27 @@ def test_a_contact_whose_account_is_unknown_is_quarantined_as_an_orphan(tmp_path
     con, _ = load(tmp_path, "contact", "Contact.csv", f"{CONTACT}\n{contact}\n".encode())
     assert con.execute("select reason, problems from quarantine.contact").fetchall() == [
         ("AccountId '0018d0000000009AAA' matches no account loaded so far", ["unknown_reference"])
+    ]
+
+
+def test_a_timestamp_without_a_zone_is_quarantined_and_one_with_an_offset_loads_in_utc(tmp_path: Path) -> None:
+    # Regression: a date-only "2024-03-05" was read as having a "-05" offset and loaded as 2024-03-05 05:00 UTC.
+    accounts = [
+        ACCOUNT,
+        account("0018d0000000001AAA", created="2024-01-02"),
+        account("0018d0000000002AAA", created="2024-01-02 14:02:07"),
+        account("0018d0000000003AAA", created="2024-01-02T14:02:07.5+01:00"),
+        account("0018d0000000004AAA", created="2024-01-02 14:02-0500"),
+    ]
+    con, _ = load(tmp_path, "account", "Account.csv", ("\n".join(accounts) + "\n").encode())
+    assert con.execute("select reason from quarantine.account order by _line").fetchall() == [
+        ("CreatedDate '2024-01-02' has no time zone, so it cannot be placed in UTC",),
+        ("CreatedDate '2024-01-02 14:02:07' has no time zone, so it cannot be placed in UTC",),
+    ]
+    loaded = con.execute(
+        """select "Id", strftime(timezone('UTC', "CreatedDate"), '%Y-%m-%d %H:%M:%S.%g') from raw.account order by 1"""
+    ).fetchall()
+    assert loaded == [
+        ("0018d0000000003AAA", "2024-01-02 13:02:07.500"),
+        ("0018d0000000004AAA", "2024-01-02 19:02:00.000"),
     ]

@@ -50,7 +50,9 @@ _SQL_TYPES = {
     "date": "date",
     "timestamp": "timestamptz",
 }
-_ZONE_SUFFIX = r"(Z|z|[+-]\d\d(:?\d\d)?)$"
+# A zone written after a time of day: "...14:02Z", "...14:02:07.5+01:00", "... 14:02-0500". Anchored on the time so
+# that the day of a date-only "2024-03-05" is not read as a "-05" offset.
+_ZONE_SUFFIX = r"\d:\d\d(:\d\d(\.\d+)?)?(Z|z|[+-]\d\d(:?\d\d)?)$"
 
 
 def sql_type(column: CanonicalColumn) -> str:
