@@ -3,6 +3,7 @@ else is; the counts reconcile file by file."""
 
 from __future__ import annotations
 
+from dataclasses import astuple
 from pathlib import Path
 
 import duckdb
@@ -10,6 +11,7 @@ import pandas as pd
 import pytest
 
 from orchestration.defs.ingest.checks import reconcile
+from orchestration.lib.phones import normalize_phone
 
 # fault type planted -> the problem code the loader must give it
 EXPECTED_PROBLEM = {
@@ -183,3 +185,19 @@ def test_the_reconciliation_check_fails_when_a_loaded_row_goes_missing(
         result = reconcile(con, "opportunity", "opportunity", "opportunity")
     assert not result.passed
     assert result.metadata["files_not_reconciled"].value > 0
+
+
+def test_every_phone_number_remembered_has_the_answer_phonenumbers_gives(tiny_faulty_warehouse: Path) -> None:
+    # Most numbers of a load are answered by the vectorized path (phones.e164_sql); each must be what
+    # `phonenumbers` says, planted invalid numbers included, and be remembered once.
+    with duckdb.connect(str(tiny_faulty_warehouse), read_only=True) as con:
+        numbers = con.execute("select text, region, e164, problem from raw.phone_numbers").fetchall()
+    assert len(numbers) > 1000
+    assert len({(text, region) for text, region, _, _ in numbers}) == len(numbers)
+    wrong = [
+        (text, region, e164, problem)
+        for text, region, e164, problem in numbers
+        if (e164, problem) != astuple(normalize_phone(text, region or None))
+    ]
+    assert wrong == []
+    assert any(problem for *_, problem in numbers)  # the planted invalid numbers are among them

@@ -1,9 +1,13 @@
 import re
 
+import duckdb
 import numpy as np
 import phonenumbers
+import pyarrow as pa
 import pytest
+from phonenumbers import PhoneNumberFormat, PhoneNumberType
 
+from orchestration.lib.phones import e164_sql, normalize_phone
 from simulator import phones
 from simulator.phones import COUNTRIES, PhoneBook, make_invalid
 
@@ -172,3 +176,44 @@ def test_the_pattern_reader_knows_which_lengths_a_prefix_can_reach():
     # Every number matches only if no free digit is restricted: 483x is not all valid, 4833x is.
     assert 9 not in phones._pattern_ends(australian_mobile, "483", True)
     assert 9 in phones._pattern_ends(australian_mobile, "4833", True)
+
+
+def _texts_everywhere() -> list[tuple[str, str]]:
+    """(text, default region) pairs in every region's numbering plan: `phonenumbers`' example number of each type,
+    written nationally, internationally and in E.164, plus near misses (a digit short or long, a national or
+    international prefix added), each read with its own region, another region and no region."""
+    formats = (PhoneNumberFormat.NATIONAL, PhoneNumberFormat.INTERNATIONAL, PhoneNumberFormat.E164)
+    pairs = []
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        for kind in (PhoneNumberType.FIXED_LINE, PhoneNumberType.MOBILE, PhoneNumberType.TOLL_FREE,
+                     PhoneNumberType.VOIP, PhoneNumberType.PREMIUM_RATE):  # fmt: skip
+            example = phonenumbers.example_number_for_type(region, kind)
+            if example is None:
+                continue
+            for style in formats:
+                text = phonenumbers.format_number(example, style)
+                variants = [text, text[:-1], text + "7", "0" + text, "1 " + text, "00" + text.lstrip("+"),
+                            "(" + text + ")", text + " x12"]  # fmt: skip
+                pairs += [(variant, default) for variant in variants for default in (region, "US", "")]
+    return sorted(set(pairs))
+
+
+def test_the_vectorized_e164_path_agrees_with_phonenumbers_or_leaves_the_number_to_it() -> None:
+    pairs = _texts_everywhere()
+    con = duckdb.connect()
+    frame = pa.table({"text": [text for text, _ in pairs], "region": [region for _, region in pairs]})
+    con.register("frame", frame)
+    con.execute("create table pairs as select * from frame")
+    regions = sorted({region for _, region in pairs if region})
+    query = e164_sql("pairs", regions, sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE))
+    fast = {(text, region): e164 for text, region, e164 in con.execute(query).fetchall()}
+    assert len(fast) == len(pairs)
+    reference = {(text, region): normalize_phone(text, region or None).e164 for text, region in pairs}
+    disagreements = [
+        (pair, e164, reference[pair]) for pair, e164 in fast.items() if e164 not in (None, reference[pair])
+    ]
+    assert disagreements == []
+    # Valid numbers written plainly take the fast path; those after an international prefix ("00 44 ...") or
+    # starting with the country code ("1 (441) ...") are left to `phonenumbers` by design.
+    plain = [pair for pair in pairs if reference[pair] and re.fullmatch(r"(?!00|1 )\+?[0-9 ()-]+", pair[0])]
+    assert sum(fast[pair] is not None for pair in plain) > 0.9 * len(plain)

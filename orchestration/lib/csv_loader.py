@@ -1,12 +1,11 @@
 """Load CSV landing files into their canonical raw table, quarantining the rows that fail, inside DuckDB.
 
 A batch of files with the same header is read once by DuckDB's CSV reader with every column as text, a file index
-and a record number (small drops are batched because a statement's fixed cost, not the rows, dominates them);
-types and checks are
-then SQL over that text, so a bad value becomes a quarantine row with a reason instead of an error. Only the
-distinct phone numbers of a file come into Python (see `phones.py`). Duplicates and references are looked up only
-for the few rows that can have them, which keeps a load close to the cost of DuckDB's bare `read_csv` (measured in
-`bench/`, see docs/benchmarks.md).
+and a record number (small drops are batched because a statement's fixed cost, not the rows, dominates them); types
+and checks are then SQL over that text, so a bad value becomes a quarantine row with a reason instead of an error.
+Phone numbers are normalized once per distinct text (see `phones.py`): plain ones in SQL, the others in Python.
+Duplicates and references are looked up only for the few rows that can have them, which keeps a load close to the
+cost of DuckDB's bare `read_csv` (measured in `bench/`, see docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -20,10 +19,11 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
 
 from orchestration.lib.ledger import FileOutcome, PendingFile
 from orchestration.lib.mapping import CanonicalColumn, CanonicalTable, ColumnSource, FileMapping
-from orchestration.lib.phones import PhoneNormalizer
+from orchestration.lib.phones import PhoneNormalizer, e164_sql
 
 LINEAGE_DDL = "_extra_columns map(varchar, varchar), _source_file varchar, _record_number bigint, " \
     "_load_id varchar, _loaded_at timestamptz"  # fmt: skip
@@ -327,13 +327,14 @@ def _typed(column: CanonicalColumn, source: ColumnSource, text: str) -> str:
     )
 
 
+# One row per (text, region): the loader inserts only pairs it has not found here. No primary key: DuckDB's index
+# would cost more to maintain on an initial load of millions of numbers than the anti join that keeps pairs unique.
 PHONE_NUMBERS_DDL = """
 create table if not exists raw.phone_numbers (
     text varchar not null,
     region varchar not null,
     e164 varchar,
-    problem varchar,
-    primary key (text, region)
+    problem varchar
 )
 """
 
@@ -365,32 +366,49 @@ def _normalize_phones(
         )
     union = " union all ".join(selects) or "select null::varchar as text, null::varchar as region where false"
     con.execute(f"create or replace temp table _phone_pairs as select distinct text, region from ({union})")
-    unknown = con.execute(
+    con.execute(
+        "create or replace temp table _phone_new as "
         "select text, region from _phone_pairs anti join raw.phone_numbers using (text, region)"
-    ).fetchall()
-    if unknown:
-        rows = phones.normalize((text, region or None) for text, region in unknown)
-        frame = pa.table(
-            {
-                "text": pa.array([text for text, _, _ in rows], pa.string()),
-                "region": pa.array([region or "" for _, region, _ in rows], pa.string()),
-                "e164": pa.array([answer.e164 for _, _, answer in rows], pa.string()),
-                "problem": pa.array([answer.problem for _, _, answer in rows], pa.string()),
-            }
-        )
-        con.register("_phones_arrow", frame)
-        con.execute("insert into raw.phone_numbers select * from _phones_arrow")
-        con.execute(
-            "insert into raw.phone_numbers select distinct e164, '', e164, null from _phones_arrow a "
-            "where e164 is not null and not exists "
-            "(select 1 from raw.phone_numbers n where n.text = a.e164 and n.region = '')"
-        )
-        con.unregister("_phones_arrow")
+    )
+    # The plain, valid numbers in one vectorized query with `phonenumbers`' rules (see `phones.e164_sql`), the rest
+    # through `phonenumbers` itself.
+    regions = [
+        region for (region,) in con.execute("select distinct region from _phone_new where region <> ''").fetchall()
+    ]
+    codes = [
+        int(prefix)
+        for (prefix,) in con.execute(
+            "select distinct left(digits, n) from (select regexp_replace(text, '[^0-9]', '', 'g') as digits "
+            "from _phone_new where starts_with(ltrim(text), '+')), range(1, 4) t(n) where length(digits) >= n"
+        ).fetchall()
+        if prefix[0] != "0" and int(prefix) in COUNTRY_CODE_TO_REGION_CODE
+    ]
+    con.execute(f"create or replace temp table _phone_fast as {e164_sql('_phone_new', regions, codes)}")
+    con.execute("insert into raw.phone_numbers select text, region, e164, null from _phone_fast where e164 is not null")
+    unknown = con.execute("select text, region from _phone_fast where e164 is null").fetchall()
+    rows = phones.normalize((text, region or None) for text, region in unknown) if unknown else []
+    frame = pa.table(
+        {
+            "text": pa.array([text for text, _, _ in rows], pa.string()),
+            "region": pa.array([region or "" for _, region, _ in rows], pa.string()),
+            "e164": pa.array([answer.e164 for _, _, answer in rows], pa.string()),
+            "problem": pa.array([answer.problem for _, _, answer in rows], pa.string()),
+        }
+    )
+    con.register("_phones_arrow", frame)
+    con.execute("insert into raw.phone_numbers select * from _phones_arrow")
+    con.execute(
+        "insert into raw.phone_numbers select e164, '', e164, null from "
+        "(select e164 from _phone_fast union select e164 from _phones_arrow) a "
+        "where e164 is not null and not exists "
+        "(select 1 from raw.phone_numbers n where n.text = a.e164 and n.region = '')"
+    )
+    con.unregister("_phones_arrow")
     con.execute(
         "create or replace temp table _phones as "
         "select n.* from raw.phone_numbers n semi join _phone_pairs using (text, region)"
     )
-    con.execute("drop table _phone_pairs")
+    con.execute("drop table _phone_pairs; drop table _phone_new; drop table _phone_fast")
 
 
 def _phone_key(text: str, region: str) -> str:
