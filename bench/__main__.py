@@ -1,6 +1,8 @@
 """`python -m bench run --preset P`: time every stage that exists at a scale preset and print a table.
 
 Stages run one after another, each in its own process, on a fresh world under `--out` (default `bench/out/P`).
+`--reuse` skips generating when that folder already holds a world (kept with `--keep`) and measures the rest on it
+with a new warehouse: the loader can be measured again without waiting for the simulator.
 Record results with the machine's core count in docs/benchmarks.md.
 """
 
@@ -69,14 +71,18 @@ def landing_records(landing: Path, since: set[Path] | None = None) -> int:
     return total
 
 
-def run(preset: str, out: Path, seed: int) -> list[StageResult]:
-    shutil.rmtree(out, ignore_errors=True)
+def run(preset: str, out: Path, seed: int, reuse: bool = False) -> list[StageResult]:
     python = sys.executable
     results = []
-    generate = measure([python, "-m", "simulator", "generate", "--preset", preset, "--seed", str(seed), "--out",
-                        str(out), "--quiet"])  # fmt: skip
-    results.append(StageResult("simulate: generate", generate["wall_seconds"], landing_records(out / "landing"),
-                               generate["peak_rss_mb"]))  # fmt: skip
+    if reuse and (out / "landing").is_dir():
+        for name in ("warehouse.duckdb", "warehouse.duckdb.wal", "floor.duckdb", "floor.duckdb.wal"):
+            (out / name).unlink(missing_ok=True)
+    else:
+        shutil.rmtree(out, ignore_errors=True)
+        generate = measure([python, "-m", "simulator", "generate", "--preset", preset, "--seed", str(seed),
+                            "--out", str(out), "--quiet"])  # fmt: skip
+        results.append(StageResult("simulate: generate", generate["wall_seconds"], landing_records(out / "landing"),
+                                   generate["peak_rss_mb"]))  # fmt: skip
     results.extend(ingest_stages(out))
     before = {p for p in (out / "landing").rglob("*") if p.is_file()}
     advance = measure([python, "-m", "simulator", "advance", "--days", "1", "--out", str(out), "--quiet"])
@@ -134,9 +140,10 @@ def main(argv: list[str] | None = None) -> int:
     run_parser.add_argument("--seed", type=int, default=42)
     run_parser.add_argument("--out", type=Path, default=None, help="scratch folder (default bench/out/PRESET)")
     run_parser.add_argument("--keep", action="store_true", help="keep the generated world")
+    run_parser.add_argument("--reuse", action="store_true", help="measure on the world kept in --out, if any")
     args = parser.parse_args(argv)
     out = args.out or Path("bench/out") / args.preset
-    results = run(args.preset, out, args.seed)
+    results = run(args.preset, out, args.seed, reuse=args.reuse)
     print(render(args.preset, results))
     print("\n".join(["", *ratios(results)]))
     print("\n| source | files | MB |\n|---|---:|---:|")
