@@ -5,6 +5,9 @@ BIN := $(VENV)/bin
 PRESET ?= demo
 SEED ?= 42
 DATA_DIR ?= data
+# The demo world carries the simulator's planted defects (listed in DATA_DIR/truth/faults.csv), so that
+# quarantine.* and the ledger's rejected files show what ingestion does with bad input. `FAULTS=` for a clean world.
+FAULTS ?= --faults
 # The warehouse and the landing folder default to DATA_DIR; the Dagster instance (run history, pool limits) lives
 # in .dagster_home, set up from orchestration/dagster.yaml.
 export WAREHOUSE_PATH ?= $(abspath $(DATA_DIR))/warehouse.duckdb
@@ -24,12 +27,12 @@ $(STAMP): requirements.txt
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-## demo: create the venv, generate the world in DATA_DIR when absent, and materialize what exists so far
+## demo: create the venv, generate the world (with planted defects) in DATA_DIR when absent, and materialize it
 demo: $(STAMP)
 	@if [ -f "$(DATA_DIR)/truth/world.json" ]; then \
 		echo "using the existing world in $(DATA_DIR) as it is"; \
 	else \
-		$(BIN)/python -m simulator generate --preset $(PRESET) --seed $(SEED) --out $(DATA_DIR); \
+		$(BIN)/python -m simulator generate --preset $(PRESET) --seed $(SEED) --out $(DATA_DIR) $(FAULTS); \
 	fi
 	@$(MAKE) --no-print-directory materialize DATA_DIR=$(DATA_DIR)
 
