@@ -193,7 +193,7 @@ def _texts_everywhere() -> list[tuple[str, str]]:
             for style in formats:
                 text = phonenumbers.format_number(example, style)
                 variants = [text, text[:-1], text + "7", "0" + text, "1 " + text, "00" + text.lstrip("+"),
-                            "(" + text + ")", text + " x12"]  # fmt: skip
+                            "(" + text + ")", text + " x12", "\t" + text]  # fmt: skip
                 pairs += [(variant, default) for variant in variants for default in (region, "US", "")]
     return sorted(set(pairs))
 

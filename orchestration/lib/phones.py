@@ -104,7 +104,7 @@ class PhoneNormalizer:
 
 # Digits with the punctuation phone numbers are written with, and at most a leading '+'. No letters: an extension
 # ("x12", "ext. 5") or a vanity number goes to `phonenumbers`.
-_PLAIN = r"^\s*\+?[0-9 ().\-/]*[0-9][0-9 ().\-/]*$"
+_PLAIN = r"^ *\+?[0-9 ().\-/]*[0-9][0-9 ().\-/]*$"
 _TYPES = (
     "premium_rate", "toll_free", "shared_cost", "voip", "personal_number", "pager", "uan", "voicemail", "fixed_line",
     "mobile",
