@@ -166,7 +166,7 @@ def _with_lineage(parts: list[tuple[pa.Table, str, str]], loaded_at: dt.datetime
     return (
         table.append_column("_source_file", pa.array([relative for _, relative, _ in parts]).take(index))
         .append_column("_load_id", pa.array([load_id for _, _, load_id in parts]).take(index))
-        .append_column("_loaded_at", pa.array([loaded_at] * table.num_rows, pa.timestamp("us", tz="UTC")))
+        .append_column("_loaded_at", pa.repeat(pa.scalar(loaded_at, pa.timestamp("us", tz="UTC")), table.num_rows))
     )
 
 

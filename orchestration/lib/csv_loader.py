@@ -19,11 +19,10 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
 
 from orchestration.lib.ledger import FileOutcome, PendingFile
 from orchestration.lib.mapping import CanonicalColumn, CanonicalTable, ColumnSource, FileMapping
-from orchestration.lib.phones import PhoneNormalizer, e164_sql
+from orchestration.lib.phones import PhoneNormalizer, e164_sql_for
 
 LINEAGE_DDL = "_extra_columns map(varchar, varchar), _source_file varchar, _record_number bigint, " \
     "_load_id varchar, _loaded_at timestamptz"  # fmt: skip
@@ -370,20 +369,8 @@ def _normalize_phones(
         "create or replace temp table _phone_new as "
         "select text, region from _phone_pairs anti join raw.phone_numbers using (text, region)"
     )
-    # The plain, valid numbers in one vectorized query with `phonenumbers`' rules (see `phones.e164_sql`), the rest
-    # through `phonenumbers` itself.
-    regions = [
-        region for (region,) in con.execute("select distinct region from _phone_new where region <> ''").fetchall()
-    ]
-    codes = [
-        int(prefix)
-        for (prefix,) in con.execute(
-            "select distinct left(digits, n) from (select regexp_replace(text, '[^0-9]', '', 'g') as digits "
-            "from _phone_new where starts_with(ltrim(text), '+')), range(1, 4) t(n) where length(digits) >= n"
-        ).fetchall()
-        if prefix[0] != "0" and int(prefix) in COUNTRY_CODE_TO_REGION_CODE
-    ]
-    con.execute(f"create or replace temp table _phone_fast as {e164_sql('_phone_new', regions, codes)}")
+    # The plain, valid numbers in one vectorized query with `phonenumbers`' rules, the rest through `phonenumbers`.
+    con.execute(f"create or replace temp table _phone_fast as {e164_sql_for(con, '_phone_new')}")
     con.execute("insert into raw.phone_numbers select text, region, e164, null from _phone_fast where e164 is not null")
     unknown = con.execute("select text, region from _phone_fast where e164 is null").fetchall()
     rows = phones.normalize((text, region or None) for text, region in unknown) if unknown else []

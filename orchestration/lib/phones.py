@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
+import duckdb
 import phonenumbers
 
 
@@ -105,6 +106,8 @@ class PhoneNormalizer:
 # Digits with the punctuation phone numbers are written with, and at most a leading '+'. No letters: an extension
 # ("x12", "ext. 5") or a vanity number goes to `phonenumbers`.
 _PLAIN = r"^ *\+?[0-9 ().\-/]*[0-9][0-9 ().\-/]*$"
+_DIGITS = "regexp_replace(text, '[^0-9]', '', 'g')"
+_PLUS = "starts_with(ltrim(text), '+')"
 _TYPES = (
     "premium_rate", "toll_free", "shared_cost", "voip", "personal_number", "pager", "uan", "voicemail", "fixed_line",
     "mobile",
@@ -226,7 +229,7 @@ def e164_sql(pairs: str, regions: Iterable[str], codes: Iterable[int]) -> str:
     return f"""
         with shaped as (
             select text, region, upper(trim(region)) as default_region,
-                regexp_replace(text, '[^0-9]', '', 'g') as digits, starts_with(ltrim(text), '+') as plus
+                {_DIGITS} as digits, {_PLUS} as plus
             from {pairs}
             where length(text) <= 250 and regexp_matches(text, {_literal(_PLAIN)})
         ),
@@ -254,3 +257,16 @@ def e164_sql(pairs: str, regions: Iterable[str], codes: Iterable[int]) -> str:
         )
         select p.text, p.region, a.e164 from {pairs} p left join answered a using (text, region)
     """
+
+
+def e164_sql_for(con: duckdb.DuckDBPyConnection, pairs: str) -> str:
+    """`e164_sql` for the default regions and the country codes (after a '+') that occur in table `pairs`."""
+    regions = [
+        region for (region,) in con.execute(f"select distinct region from {pairs} where region <> ''").fetchall()
+    ]
+    prefixes = con.execute(
+        f"select distinct left(digits, n) from (select {_DIGITS} as digits from {pairs} where {_PLUS}), "
+        "range(1, 4) t(n) where length(digits) >= n and left(digits, 1) <> '0'"
+    ).fetchall()
+    codes = [int(prefix) for (prefix,) in prefixes if int(prefix) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE]
+    return e164_sql(pairs, regions, codes)
