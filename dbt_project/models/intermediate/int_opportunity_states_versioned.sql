@@ -1,0 +1,63 @@
+{#- One row per OpportunityHistory change of a live opportunity: the state it set (stage, amount, close date,
+    forecast category, probability) and the interval it held, [valid_from_at, valid_to_at). The last change of a
+    deal holds until now (valid_to_at null). -#}
+with
+
+history as (
+    select * from {{ ref('stg_crm__opportunity_history') }}
+    where not is_deleted
+),
+
+opportunities as (
+    select opportunity_id from {{ ref('stg_crm__opportunities') }}
+    where not is_deleted
+),
+
+stages as (
+    select * from {{ ref('stage_definitions') }}
+),
+
+sequenced as (
+    select
+        history.opportunity_id,
+        history.opportunity_history_id,
+        history.stage_name,
+        history.amount,
+        history.probability,
+        history.forecast_category,
+        history.close_date,
+        history.changed_at,
+        row_number() over (
+            partition by history.opportunity_id order by history.changed_at, history.opportunity_history_id
+        ) as change_number
+    from history
+    inner join opportunities on history.opportunity_id = opportunities.opportunity_id
+),
+
+with_next as (
+    select
+        sequenced.*,
+        lead(changed_at) over (partition by opportunity_id order by change_number) as next_changed_at,
+        lag(close_date) over (partition by opportunity_id order by change_number) as previous_close_date
+    from sequenced
+)
+
+select
+    with_next.opportunity_id,
+    with_next.opportunity_history_id,
+    with_next.change_number,
+    with_next.stage_name,
+    stages.stage_order,
+    coalesce(stages.is_closed, false) as is_closed,
+    coalesce(stages.is_won, false) as is_won,
+    with_next.amount,
+    with_next.probability,
+    with_next.forecast_category,
+    with_next.close_date,
+    coalesce(
+        with_next.close_date > with_next.previous_close_date and not coalesce(stages.is_closed, false), false
+    ) as is_close_date_push,
+    with_next.changed_at as valid_from_at,
+    with_next.next_changed_at as valid_to_at
+from with_next
+left join stages on with_next.stage_name = stages.stage_name

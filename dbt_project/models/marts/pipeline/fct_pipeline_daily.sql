@@ -1,0 +1,71 @@
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key=['opportunity_id', 'pipeline_date'],
+    on_schema_change='fail',
+) }}
+
+{#- One row per open opportunity per day: the state it stood in at the end of that day (the last OpportunityHistory
+    change before midnight UTC). An incremental run recomputes the last `incremental_lookback_days` days it holds and
+    adds the days up to the as-of date. -#}
+with
+
+states as (
+    select * from {{ ref('int_opportunity_states_versioned') }}
+),
+
+opportunities as (
+    select opportunity_id, owner_id, account_id, currency from {{ ref('stg_crm__opportunities') }}
+    where not is_deleted
+),
+
+days as (
+    select date_day from {{ ref('dim_date') }}
+    where date_day <= {{ as_of_date() }}
+    {% if is_incremental() %}
+        and date_day > (
+            select {{ dbt.dateadd('day', -var('incremental_lookback_days'), 'max(pipeline_date)') }} from {{ this }}
+        )
+    {% endif %}
+),
+
+end_of_day_states as (
+    -- a state is the day's closing state from the day it was set until the day before the next change
+    select
+        states.*,
+        cast(valid_from_at as date) as first_day,
+        case
+            when valid_to_at is null then {{ as_of_date() }}
+            else cast({{ dbt.dateadd('day', -1, 'cast(valid_to_at as date)') }} as date)
+        end as last_day
+    from states
+    where not is_closed
+),
+
+fx_rates as (
+    select * from {{ ref('int_fx_rates_dated') }}
+)
+
+select
+    days.date_day as pipeline_date,
+    end_of_day_states.opportunity_id,
+    opportunities.owner_id,
+    opportunities.account_id,
+    end_of_day_states.stage_name,
+    end_of_day_states.stage_order,
+    end_of_day_states.forecast_category,
+    cast(end_of_day_states.probability as decimal(5, 2)) as probability,
+    opportunities.currency,
+    cast(end_of_day_states.amount as decimal(18, 2)) as amount,
+    cast(end_of_day_states.amount * fx_rates.rate as decimal(18, 2)) as amount_reporting,
+    cast(end_of_day_states.amount * fx_rates.rate * end_of_day_states.probability / 100 as decimal(18, 2))
+        as weighted_amount_reporting,
+    end_of_day_states.close_date as expected_close_date
+from end_of_day_states
+inner join days
+    on days.date_day >= end_of_day_states.first_day and days.date_day <= end_of_day_states.last_day
+inner join opportunities on end_of_day_states.opportunity_id = opportunities.opportunity_id
+left join fx_rates
+    on opportunities.currency = fx_rates.currency
+    and days.date_day >= fx_rates.valid_from_date
+    and (fx_rates.valid_to_date is null or days.date_day < fx_rates.valid_to_date)

@@ -1,0 +1,39 @@
+with
+
+source as (
+    {{ latest_version(source('raw', 'task'), '"Id"', '"SystemModstamp"', as_of_end_at()) }}
+),
+
+renamed as (
+    select
+        -- ids
+        "Id" as task_id,
+        "OwnerId" as owner_id,
+        "WhoId" as who_id,
+        "WhatId" as what_id,
+        -- the phone system's call id when the task was logged from a call record
+        "CallObject" as call_id,
+
+        -- strings
+        "Subject" as subject,
+        "Status" as task_status,
+        "TaskSubtype" as task_subtype,
+        "Type" as task_type,
+        "CallType" as call_type,
+        "CallDisposition" as call_disposition,
+
+        -- numerics
+        "CallDurationInSeconds" as call_duration_seconds,
+
+        -- booleans
+        "IsDeleted" as is_deleted,
+
+        -- dates and timestamps
+        "ActivityDate" as activity_date,
+        "CreatedDate" as created_at,
+        "SystemModstamp" as modified_at
+
+    from source
+)
+
+select * from renamed

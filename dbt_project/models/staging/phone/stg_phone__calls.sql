@@ -1,0 +1,37 @@
+with
+
+source as (
+    {{ latest_version(source('raw', 'phone_calls'), 'call_id', '_loaded_at') }}
+),
+
+renamed as (
+    select
+        -- ids
+        call_id,
+
+        -- strings
+        direction,
+        lower(user_email) as user_email,
+        from_number_e164,
+        to_number_e164,
+        -- the customer's side of the call: who was called, or who called
+        case when direction = 'outbound' then to_number_e164 else from_number_e164 end as customer_number_e164,
+        disposition,
+
+        -- numerics
+        duration_seconds,
+        talk_seconds,
+
+        -- booleans
+        disposition = 'answered' as is_connected,
+
+        -- timestamps
+        started_at,
+        answered_at,
+        ended_at
+
+    from source
+    where started_at < {{ as_of_end_at() }}
+)
+
+select * from renamed
