@@ -60,7 +60,14 @@ select
     cast(end_of_day_states.amount * fx_rates.rate as decimal(18, 2)) as amount_reporting,
     cast(end_of_day_states.amount * fx_rates.rate * end_of_day_states.probability / 100 as decimal(18, 2))
         as weighted_amount_reporting,
-    end_of_day_states.close_date as expected_close_date
+    end_of_day_states.close_date as expected_close_date,
+    -- the rule of fct_opportunity.is_pipeline_eligible, applied to the deal as it stood that day
+    coalesce(
+        end_of_day_states.amount > 0
+        and end_of_day_states.close_date is not null
+        and end_of_day_states.forecast_category <> 'Omitted',
+        false
+    ) as is_pipeline_eligible
 from end_of_day_states
 inner join days
     on days.date_day >= end_of_day_states.first_day and days.date_day <= end_of_day_states.last_day

@@ -1,0 +1,173 @@
+{{ config(materialized='view') }}
+
+{#- Every activity from the three sources, each counted once, before attribution. A call that the phone system
+    recorded and the CRM logged as a Task (the Task's CallObject is the call id) is the phone record, with the
+    Task's links (WhoId, WhatId); a meeting on a calendar that the CRM synced as an Event (External_Event_Id__c is
+    the calendar UID) is the calendar occurrence, with the Event's links. What only the CRM holds stays a CRM row. -#}
+with
+
+calls as (
+    select * from {{ ref('stg_phone__calls') }}
+),
+
+tasks as (
+    select * from {{ ref('stg_crm__tasks') }}
+    where not is_deleted
+),
+
+crm_events as (
+    select * from {{ ref('stg_crm__events') }}
+    where not is_deleted
+),
+
+calendar_events as (
+    select * from {{ ref('stg_calendar__events') }}
+    where not is_all_day and start_at < {{ as_of_end_at() }}
+),
+
+attendees as (
+    select * from {{ ref('stg_calendar__attendees') }}
+),
+
+users as (
+    select rep_id, email from {{ ref('int_reps_versioned') }}
+    where valid_to_at is null
+),
+
+contacts as (
+    select contact_id, email from {{ ref('stg_crm__contacts') }}
+    where not is_deleted and email is not null
+),
+
+external_attendees as (
+    -- attendees who are not users of the CRM; the first one that is a known contact names the meeting's contact
+    select
+        attendees.calendar_uid,
+        count(*) as external_attendee_count,
+        min(contacts.contact_id) as contact_id
+    from attendees
+    left join users on attendees.email = users.email
+    left join contacts on attendees.email = contacts.email
+    where users.rep_id is null
+    group by attendees.calendar_uid
+),
+
+phone_calls as (
+    select
+        {{ dbt.concat(["'phone:'", "calls.call_id"]) }} as activity_id,
+        'call' as activity_type,
+        'phone' as source_system,
+        calls.call_id as source_record_id,
+        tasks.task_id as crm_record_id,
+        coalesce(tasks.owner_id, users.rep_id) as rep_id,
+        tasks.who_id as crm_who_id,
+        tasks.what_id as crm_what_id,
+        calls.customer_number_e164,
+        calls.direction,
+        calls.started_at as occurred_at,
+        calls.duration_seconds,
+        calls.talk_seconds,
+        calls.disposition as outcome,
+        calls.is_connected,
+        false as is_cancelled,
+        false as is_internal
+    from calls
+    left join tasks on calls.call_id = tasks.call_id
+    left join users on calls.user_email = users.email
+),
+
+crm_calls_and_emails as (
+    select
+        {{ dbt.concat(["'crm_task:'", "tasks.task_id"]) }} as activity_id,
+        case
+            when tasks.task_subtype = 'Call' or tasks.task_type = 'Call' then 'call'
+            when tasks.task_subtype = 'Email' or tasks.task_type = 'Email' then 'email'
+            else 'task'
+        end as activity_type,
+        'crm' as source_system,
+        tasks.task_id as source_record_id,
+        tasks.task_id as crm_record_id,
+        tasks.owner_id as rep_id,
+        tasks.who_id as crm_who_id,
+        tasks.what_id as crm_what_id,
+        cast(null as {{ dbt.type_string() }}) as customer_number_e164,
+        lower(tasks.call_type) as direction,
+        tasks.created_at as occurred_at,
+        tasks.call_duration_seconds as duration_seconds,
+        case when tasks.call_disposition = 'Connected' then tasks.call_duration_seconds end as talk_seconds,
+        case tasks.call_disposition
+            when 'Connected' then 'answered'
+            when 'Left Voicemail' then 'voicemail'
+            when 'No Answer' then 'no_answer'
+            when 'Busy' then 'busy'
+            when 'Failed' then 'failed'
+            else lower(coalesce(tasks.call_disposition, tasks.task_status))
+        end as outcome,
+        tasks.call_disposition = 'Connected' as is_connected,
+        false as is_cancelled,
+        false as is_internal
+    from tasks
+    left join calls on tasks.call_id = calls.call_id
+    where calls.call_id is null and tasks.created_at < {{ as_of_end_at() }}
+),
+
+calendar_meetings as (
+    select
+        {{ dbt.concat(["'calendar:'", "calendar_events.occurrence_id"]) }} as activity_id,
+        'meeting' as activity_type,
+        'calendar' as source_system,
+        calendar_events.occurrence_id as source_record_id,
+        crm_events.event_id as crm_record_id,
+        coalesce(crm_events.owner_id, organizer.rep_id, mailbox_owner.rep_id) as rep_id,
+        coalesce(crm_events.who_id, external_attendees.contact_id) as crm_who_id,
+        crm_events.what_id as crm_what_id,
+        cast(null as {{ dbt.type_string() }}) as customer_number_e164,
+        cast(null as {{ dbt.type_string() }}) as direction,
+        calendar_events.start_at as occurred_at,
+        cast({{ dbt.datediff('calendar_events.start_at', 'calendar_events.end_at', 'second') }} as bigint)
+            as duration_seconds,
+        cast(null as bigint) as talk_seconds,
+        case when calendar_events.is_cancelled then 'cancelled' else 'held' end as outcome,
+        false as is_connected,
+        calendar_events.is_cancelled,
+        -- internal: nobody outside the company was invited and the CRM does not know it as a customer meeting
+        coalesce(external_attendees.external_attendee_count, 0) = 0 and crm_events.event_id is null as is_internal
+    from calendar_events
+    left join crm_events on calendar_events.calendar_uid = crm_events.calendar_uid
+    left join users as organizer on calendar_events.organizer_email = organizer.email
+    left join users as mailbox_owner on calendar_events.mailbox_email = mailbox_owner.email
+    left join external_attendees on calendar_events.calendar_uid = external_attendees.calendar_uid
+),
+
+crm_meetings as (
+    select
+        {{ dbt.concat(["'crm_event:'", "crm_events.event_id"]) }} as activity_id,
+        'meeting' as activity_type,
+        'crm' as source_system,
+        crm_events.event_id as source_record_id,
+        crm_events.event_id as crm_record_id,
+        crm_events.owner_id as rep_id,
+        crm_events.who_id as crm_who_id,
+        crm_events.what_id as crm_what_id,
+        cast(null as {{ dbt.type_string() }}) as customer_number_e164,
+        cast(null as {{ dbt.type_string() }}) as direction,
+        crm_events.start_at as occurred_at,
+        cast(crm_events.duration_minutes * 60 as bigint) as duration_seconds,
+        cast(null as bigint) as talk_seconds,
+        'held' as outcome,
+        false as is_connected,
+        false as is_cancelled,
+        false as is_internal
+    from crm_events
+    left join (select distinct calendar_uid from {{ ref('stg_calendar__events') }}) as on_calendar
+        on crm_events.calendar_uid = on_calendar.calendar_uid
+    where on_calendar.calendar_uid is null and crm_events.start_at < {{ as_of_end_at() }}
+)
+
+select * from phone_calls
+union all
+select * from crm_calls_and_emails
+union all
+select * from calendar_meetings
+union all
+select * from crm_meetings

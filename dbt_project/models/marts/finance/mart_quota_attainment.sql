@@ -1,0 +1,46 @@
+{#- One row per quota: an owner (a rep, or a manager for their team) and a fiscal quarter. Bookings count won deals
+    that closed in the quarter up to the as-of date, credited to the rep who owned them, or to the team the owner
+    was in when they closed. -#}
+with
+
+quotas as (
+    select * from {{ ref('stg_reference__quotas') }}
+),
+
+bookings as (
+    select * from {{ ref('fct_bookings') }}
+),
+
+credited as (
+    select
+        quotas.quota_id,
+        sum(bookings.amount_reporting) as bookings_amount,
+        count(bookings.booking_id) as won_deals
+    from quotas
+    inner join bookings
+        on bookings.booking_date >= quotas.period_start_date
+        and bookings.booking_date <= quotas.period_end_date
+        and (
+            (quotas.quota_type = 'individual' and bookings.rep_id = quotas.owner_id)
+            or (quotas.quota_type = 'team' and bookings.team_id = quotas.owner_id)
+        )
+    group by quotas.quota_id
+)
+
+select
+    quotas.quota_id,
+    quotas.owner_id,
+    quotas.quota_type,
+    quotas.fiscal_period,
+    quotas.period_start_date,
+    quotas.period_end_date,
+    quotas.currency,
+    cast(quotas.quota_amount as decimal(18, 2)) as quota_amount,
+    cast(coalesce(credited.bookings_amount, 0) as decimal(18, 2)) as bookings_amount,
+    cast(coalesce(credited.won_deals, 0) as integer) as won_deals,
+    cast({{ safe_ratio('coalesce(credited.bookings_amount, 0)', 'quotas.quota_amount') }} as double) as attainment,
+    cast(quotas.quota_amount - coalesce(credited.bookings_amount, 0) as decimal(18, 2)) as remaining_quota_amount,
+    quotas.period_end_date <= {{ as_of_date() }} as is_period_complete
+from quotas
+left join credited on quotas.quota_id = credited.quota_id
+where quotas.period_start_date <= {{ as_of_date() }}

@@ -1,0 +1,173 @@
+{#- One row per as-of day, team, territory, stage and forecast category, for every day up to the build's as-of
+    date. Each deal counts in the row of the state it stood in at the end of that day. Open measures count open,
+    pipeline-eligible deals; created, won, lost and pushed count the fiscal quarter to date (a deal closed this
+    quarter sits in its Closed Won or Closed Lost row). Coverage is per team and quarter and repeated on each of the
+    team's rows, with numerator and denominator: open pipeline expected to close by the quarter's end / (team quota
+    - team bookings to date). -#}
+with
+
+states as (
+    select * from {{ ref('int_opportunity_states_versioned') }}
+),
+
+opportunities as (
+    select * from {{ ref('fct_opportunity') }}
+),
+
+reps as (
+    select * from {{ ref('dim_rep') }}
+),
+
+dates as (
+    select * from {{ ref('dim_date') }}
+    where date_day <= {{ as_of_date() }}
+),
+
+quotas as (
+    select owner_id as team_id, period_start_date, sum(quota_amount) as quota_amount
+    from {{ ref('stg_reference__quotas') }}
+    where quota_type = 'team'
+    group by owner_id, period_start_date
+),
+
+fx_rates as (
+    select * from {{ ref('int_fx_rates_dated') }}
+),
+
+state_days as (
+    -- open states hold until the next change; a closed state is kept only for the rest of the quarter it closed in
+    select
+        states.*,
+        cast(states.valid_from_at as date) as first_day,
+        case
+            when states.is_closed then least(
+                closing_quarter.fiscal_quarter_end_date,
+                coalesce(cast({{ dbt.dateadd('day', -1, 'cast(states.valid_to_at as date)') }} as date),
+                    {{ as_of_date() }})
+            )
+            when states.valid_to_at is null then {{ as_of_date() }}
+            else cast({{ dbt.dateadd('day', -1, 'cast(states.valid_to_at as date)') }} as date)
+        end as last_day
+    from states
+    left join {{ ref('dim_date') }} as closing_quarter on cast(states.valid_from_at as date) = closing_quarter.date_day
+),
+
+first_pushes as (
+    -- the first day in each fiscal quarter a deal's expected close date moved later
+    select
+        states.opportunity_id,
+        push_day.fiscal_quarter_start_date,
+        min(push_day.date_day) as first_push_date
+    from states
+    inner join {{ ref('dim_date') }} as push_day on cast(states.valid_from_at as date) = push_day.date_day
+    where states.is_close_date_push
+    group by states.opportunity_id, push_day.fiscal_quarter_start_date
+),
+
+deal_days as (
+    select
+        dates.date_day as as_of_date,
+        dates.fiscal_quarter_start_date,
+        dates.fiscal_quarter_end_date,
+        state_days.opportunity_id,
+        state_days.stage_name,
+        state_days.forecast_category,
+        state_days.is_closed,
+        state_days.is_won,
+        state_days.probability,
+        state_days.close_date,
+        state_days.amount * fx_rates.rate as amount_reporting,
+        opportunities.created_date,
+        -- the deal's state that day decides, by the rule of fct_opportunity.is_pipeline_eligible
+        state_days.is_closed or coalesce(
+            state_days.amount > 0 and state_days.close_date is not null and state_days.forecast_category <> 'Omitted',
+            false
+        ) as is_counted,
+        first_pushes.first_push_date is not null as is_pushed,
+        coalesce(rep_then.team_id, opportunities.team_id) as team_id,
+        coalesce(rep_then.territory_id, opportunities.territory_id) as territory_id
+    from state_days
+    inner join dates
+        on dates.date_day >= state_days.first_day and dates.date_day <= state_days.last_day
+    inner join opportunities on state_days.opportunity_id = opportunities.opportunity_id
+    left join fx_rates
+        on opportunities.currency = fx_rates.currency
+        and dates.date_day >= fx_rates.valid_from_date
+        and (fx_rates.valid_to_date is null or dates.date_day < fx_rates.valid_to_date)
+    left join first_pushes
+        on state_days.opportunity_id = first_pushes.opportunity_id
+        and dates.fiscal_quarter_start_date = first_pushes.fiscal_quarter_start_date
+        and first_pushes.first_push_date <= dates.date_day
+    left join reps as rep_then
+        on opportunities.owner_id = rep_then.rep_id
+        and {{ dbt.dateadd('day', 1, 'dates.date_day') }} > rep_then.valid_from_at
+        and (rep_then.valid_to_at is null or {{ dbt.dateadd('day', 1, 'dates.date_day') }} <= rep_then.valid_to_at)
+),
+
+summarized as (
+    select
+        as_of_date,
+        fiscal_quarter_start_date,
+        team_id,
+        territory_id,
+        stage_name,
+        forecast_category,
+        sum(case when not is_closed and is_counted then 1 else 0 end) as open_count,
+        sum(case when not is_closed and is_counted then amount_reporting else 0 end) as open_amount,
+        sum(case when not is_closed and is_counted then amount_reporting * probability / 100 else 0 end)
+            as weighted_amount,
+        sum(case when not is_closed and is_counted and close_date <= fiscal_quarter_end_date
+            then amount_reporting else 0 end) as closing_this_quarter_amount,
+        sum(case when created_date >= fiscal_quarter_start_date then 1 else 0 end) as created_count,
+        sum(case when created_date >= fiscal_quarter_start_date then amount_reporting else 0 end) as created_amount,
+        sum(case when is_won then 1 else 0 end) as won_count,
+        sum(case when is_won then amount_reporting else 0 end) as won_amount,
+        sum(case when is_closed and not is_won then 1 else 0 end) as lost_count,
+        sum(case when is_closed and not is_won then amount_reporting else 0 end) as lost_amount,
+        sum(case when is_pushed and not is_closed then 1 else 0 end) as pushed_count,
+        sum(case when is_pushed and not is_closed then amount_reporting else 0 end) as pushed_amount
+    from deal_days
+    group by as_of_date, fiscal_quarter_start_date, team_id, territory_id, stage_name, forecast_category
+),
+
+with_team as (
+    select
+        summarized.*,
+        sum(closing_this_quarter_amount) over (partition by as_of_date, team_id) as team_pipeline_this_quarter_amount,
+        sum(won_amount) over (partition by as_of_date, team_id) as team_bookings_to_date_amount
+    from summarized
+)
+
+select
+    {{ dbt.hash(dbt.concat([
+        "cast(with_team.as_of_date as " ~ dbt.type_string() ~ ")", "'|'", "coalesce(with_team.team_id, '')", "'|'",
+        "coalesce(with_team.territory_id, '')", "'|'", "with_team.stage_name", "'|'",
+        "coalesce(with_team.forecast_category, '')",
+    ])) }} as pipeline_summary_id,
+    with_team.as_of_date,
+    with_team.team_id,
+    with_team.territory_id,
+    with_team.stage_name,
+    with_team.forecast_category,
+    cast(with_team.open_count as integer) as open_count,
+    cast(with_team.open_amount as decimal(18, 2)) as open_amount,
+    cast(with_team.weighted_amount as decimal(18, 2)) as weighted_amount,
+    cast(with_team.created_count as integer) as created_count,
+    cast(with_team.created_amount as decimal(18, 2)) as created_amount,
+    cast(with_team.won_count as integer) as won_count,
+    cast(with_team.won_amount as decimal(18, 2)) as won_amount,
+    cast(with_team.lost_count as integer) as lost_count,
+    cast(with_team.lost_amount as decimal(18, 2)) as lost_amount,
+    cast(with_team.pushed_count as integer) as pushed_count,
+    cast(with_team.pushed_amount as decimal(18, 2)) as pushed_amount,
+    cast(with_team.closing_this_quarter_amount as decimal(18, 2)) as closing_this_quarter_amount,
+    cast(with_team.team_pipeline_this_quarter_amount as decimal(18, 2)) as coverage_numerator_amount,
+    cast(quotas.quota_amount - with_team.team_bookings_to_date_amount as decimal(18, 2))
+        as coverage_denominator_amount,
+    cast({{ safe_ratio('with_team.team_pipeline_this_quarter_amount',
+        'quotas.quota_amount - with_team.team_bookings_to_date_amount') }} as double) as coverage_ratio,
+    cast(quotas.quota_amount as decimal(18, 2)) as team_quota_amount,
+    cast(with_team.team_bookings_to_date_amount as decimal(18, 2)) as team_bookings_to_date_amount
+from with_team
+left join quotas
+    on with_team.team_id = quotas.team_id and with_team.fiscal_quarter_start_date = quotas.period_start_date
