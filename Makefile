@@ -40,10 +40,12 @@ dagster-home:
 	@mkdir -p $(DAGSTER_HOME)
 	@cp orchestration/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
-## materialize: run the ingest job once over DATA_DIR (dbt, checks and models join it in later issues)
+## materialize: run the refresh job once over DATA_DIR (ingest new files, build and test the dbt models), then the docs
 materialize: $(STAMP) dagster-home
-	$(BIN)/dagster job execute -m orchestration.definitions -j ingest -c orchestration/run_config.yaml
+	$(BIN)/dagster job execute -m orchestration.definitions -j refresh -c orchestration/run_config.yaml
 	$(BIN)/python -m orchestration.lib.report --warehouse $(WAREHOUSE_PATH)
+	$(BIN)/dbt docs generate --project-dir dbt_project --profiles-dir dbt_project --quiet
+	@echo "dbt docs: dbt_project/target/index.html (serve with: $(BIN)/dbt docs serve --project-dir dbt_project --profiles-dir dbt_project)"
 
 ## ui: the Dagster UI (dagster dev) on http://127.0.0.1:3000 for DATA_DIR, with the sensor and schedule
 ui: $(STAMP) dagster-home

@@ -8,6 +8,7 @@ from pathlib import Path
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from orchestration.lib.dbt_project import dbt_cli
 from orchestration.lib.mapping import Mappings, load_mappings
 
 WAREHOUSE_POOL = "warehouse_writer"  # one writer at a time: DuckDB admits one read-write process per file
@@ -44,4 +45,11 @@ def landing_resource() -> Landing:
 
 @dg.definitions
 def resources() -> dg.Definitions:
-    return dg.Definitions(resources={"warehouse": warehouse_resource(), "landing": landing_resource()})
+    return dg.Definitions(
+        resources={
+            "warehouse": warehouse_resource(),
+            "landing": landing_resource(),
+            # dbt reads WAREHOUSE_PATH itself (dbt_project/profiles.yml)
+            "dbt": dbt_cli(),
+        }
+    )
