@@ -25,17 +25,27 @@ calendar_events as (
     where not is_all_day and start_at < {{ as_of_end_at() }}
 ),
 
+calendar_uids as (
+    select distinct calendar_uid from {{ ref('stg_calendar__events') }}
+),
+
 attendees as (
     select * from {{ ref('stg_calendar__attendees') }}
 ),
 
 users as (
-    select rep_id, email from {{ ref('int_reps_versioned') }}
+    select
+        rep_id,
+        email
+    from {{ ref('int_reps_versioned') }}
     where valid_to_at is null
 ),
 
 contacts as (
-    select contact_id, email from {{ ref('stg_crm__contacts') }}
+    select
+        contact_id,
+        email
+    from {{ ref('stg_crm__contacts') }}
     where not is_deleted and email is not null
 ),
 
@@ -159,7 +169,7 @@ crm_meetings as (
         false as is_cancelled,
         false as is_internal
     from crm_events
-    left join (select distinct calendar_uid from {{ ref('stg_calendar__events') }}) as on_calendar
+    left join calendar_uids as on_calendar
         on crm_events.calendar_uid = on_calendar.calendar_uid
     where on_calendar.calendar_uid is null and crm_events.start_at < {{ as_of_end_at() }}
 )

@@ -14,29 +14,50 @@ activities as (
     select * from {{ ref('int_activities_unioned') }}
     {% if is_incremental() %}
         where occurred_at >= (
-            select {{ dbt.dateadd('day', -var('incremental_lookback_days'), 'max(occurred_at)') }} from {{ this }}
-        )
+                select {{ dbt.dateadd('day', -(var('incremental_lookback_days') | int), 'max(occurred_at)') }}
+                from {{ this }}
+            )
     {% endif %}
 ),
 
 contacts as (
-    select contact_id, account_id, phone_e164, mobile_phone_e164 from {{ ref('stg_crm__contacts') }}
+    select
+        contact_id,
+        account_id,
+        phone_e164,
+        mobile_phone_e164
+    from {{ ref('stg_crm__contacts') }}
     where not is_deleted
 ),
 
 contact_numbers as (
     -- a number two contacts share names the first of them
-    select number_e164, min(contact_id) as contact_id
+    select
+        number_e164,
+        min(contact_id) as contact_id
     from (
-        select phone_e164 as number_e164, contact_id from contacts where phone_e164 is not null
+        select
+            phone_e164 as number_e164,
+            contact_id
+        from contacts
+        where phone_e164 is not null
         union all
-        select mobile_phone_e164 as number_e164, contact_id from contacts where mobile_phone_e164 is not null
+        select
+            mobile_phone_e164 as number_e164,
+            contact_id
+        from contacts
+        where mobile_phone_e164 is not null
     ) as numbers
     group by number_e164
 ),
 
 opportunities as (
-    select opportunity_id, account_id, created_at, closed_at from {{ ref('fct_opportunity') }}
+    select
+        opportunity_id,
+        account_id,
+        created_at,
+        closed_at
+    from {{ ref('fct_opportunity') }}
 ),
 
 accounts as (
@@ -48,36 +69,35 @@ with_contact as (
         activities.*,
         coalesce(who_contact.contact_id, number_contact.contact_id) as contact_id,
         coalesce(
-            what_opportunity.account_id, what_account.account_id, who_contact.account_id, number_account.account_id
+            what_opportunity.account_id, what_account.account_id, who_contact.account_id, number_contact.account_id
         ) as account_id,
         what_opportunity.opportunity_id as linked_opportunity_id
     from activities
     left join contacts as who_contact on activities.crm_who_id = who_contact.contact_id
     left join contact_numbers on activities.customer_number_e164 = contact_numbers.number_e164
     left join contacts as number_contact on contact_numbers.contact_id = number_contact.contact_id
-    left join
-        (select contact_id, account_id from contacts) as number_account
-        on number_contact.contact_id = number_account.contact_id
     left join opportunities as what_opportunity on activities.crm_what_id = what_opportunity.opportunity_id
     left join accounts as what_account on activities.crm_what_id = what_account.account_id
 ),
 
 open_at_the_time as (
     -- the account's deal that was open when the activity happened; the most recently created one when several were
-    select activity_id, opportunity_id
+    select
+        activity_id,
+        opportunity_id
     from (
         select
             with_contact.activity_id,
             opportunities.opportunity_id,
             row_number() over (
                 partition by with_contact.activity_id
-                order by opportunities.created_at desc, opportunities.opportunity_id
+                order by opportunities.created_at desc, opportunities.opportunity_id asc
             ) as candidate_rank
         from with_contact
         inner join opportunities
             on with_contact.account_id = opportunities.account_id
-            and with_contact.occurred_at >= opportunities.created_at
-            and (opportunities.closed_at is null or with_contact.occurred_at <= opportunities.closed_at)
+                and with_contact.occurred_at >= opportunities.created_at
+                and (opportunities.closed_at is null or with_contact.occurred_at <= opportunities.closed_at)
         where with_contact.linked_opportunity_id is null and not with_contact.is_internal
     ) as candidates
     where candidate_rank = 1

@@ -5,7 +5,8 @@ versions as (
 ),
 
 current_versions as (
-    select * from versions where valid_to_at is null
+    select * from versions
+    where valid_to_at is null
 ),
 
 territories as (

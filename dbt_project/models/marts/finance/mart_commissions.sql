@@ -23,7 +23,10 @@ quotas as (
 ),
 
 dates as (
-    select distinct fiscal_quarter_label, fiscal_quarter_start_date, fiscal_quarter_end_date
+    select distinct
+        fiscal_quarter_label,
+        fiscal_quarter_start_date,
+        fiscal_quarter_end_date
     from {{ ref('dim_date') }}
     where fiscal_quarter_start_date <= {{ as_of_date() }}
 ),
@@ -31,10 +34,14 @@ dates as (
 
 rep_quarters as (
     -- every rep with a plan, for every quarter they held a quota or were credited with a booking
-    select reps.rep_id, reps.sales_role, dates.fiscal_quarter_label as fiscal_period, dates.fiscal_quarter_start_date
+    select
+        reps.rep_id,
+        reps.sales_role,
+        dates.fiscal_quarter_label as fiscal_period,
+        dates.fiscal_quarter_start_date
     from reps
     cross join dates
-    where reps.sales_role in (select sales_role from plans)
+    where reps.sales_role in (select plans.sales_role from plans)
 ),
 
 credited as (
@@ -46,11 +53,11 @@ credited as (
     from rep_quarters
     inner join bookings
         on rep_quarters.fiscal_period = bookings.fiscal_period
-        and (
-            (rep_quarters.sales_role in ('AE', 'AM') and bookings.rep_id = rep_quarters.rep_id)
-            or (rep_quarters.sales_role = 'SDR' and bookings.sourced_by_id = rep_quarters.rep_id)
-            or (rep_quarters.sales_role = 'Manager' and bookings.team_id = rep_quarters.rep_id)
-        )
+            and (
+                (rep_quarters.sales_role in ('AE', 'AM') and rep_quarters.rep_id = bookings.rep_id)
+                or (rep_quarters.sales_role = 'SDR' and rep_quarters.rep_id = bookings.sourced_by_id)
+                or (rep_quarters.sales_role = 'Manager' and rep_quarters.rep_id = bookings.team_id)
+            )
     group by rep_quarters.rep_id, rep_quarters.fiscal_period
 ),
 
@@ -72,13 +79,16 @@ plan_in_force as (
         from rep_quarters
         inner join plans
             on rep_quarters.sales_role = plans.sales_role
-            and plans.effective_from_date <= rep_quarters.fiscal_quarter_start_date
+                and rep_quarters.fiscal_quarter_start_date >= plans.effective_from_date
     ) as ranked
     where plan_rank = 1
 ),
 
 quota_of_rep as (
-    select owner_id, fiscal_period, sum(quota_amount) as quota_amount
+    select
+        owner_id,
+        fiscal_period,
+        sum(quota_amount) as quota_amount
     from quotas
     group by owner_id, fiscal_period
 ),

@@ -18,12 +18,12 @@ credited as (
         count(bookings.booking_id) as won_deals
     from quotas
     inner join bookings
-        on bookings.booking_date >= quotas.period_start_date
-        and bookings.booking_date <= quotas.period_end_date
-        and (
-            (quotas.quota_type = 'individual' and bookings.rep_id = quotas.owner_id)
-            or (quotas.quota_type = 'team' and bookings.team_id = quotas.owner_id)
-        )
+        on quotas.period_start_date <= bookings.booking_date
+            and quotas.period_end_date >= bookings.booking_date
+            and (
+                (quotas.quota_type = 'individual' and quotas.owner_id = bookings.rep_id)
+                or (quotas.quota_type = 'team' and quotas.owner_id = bookings.team_id)
+            )
     group by quotas.quota_id
 )
 

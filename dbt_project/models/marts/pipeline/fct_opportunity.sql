@@ -30,14 +30,19 @@ states as (
 ),
 
 current_visits as (
-    select opportunity_id, stage_name, entered_at
+    select
+        opportunity_id,
+        stage_name,
+        entered_at
     from visits
     where exited_at is null
 ),
 
 closings as (
     -- when the deal entered its closed stage, for deals closed now
-    select opportunity_id, entered_at as closed_at
+    select
+        opportunity_id,
+        entered_at as closed_at
     from visits
     where exited_at is null and is_closed
 ),
@@ -79,8 +84,8 @@ converted as (
     from enriched
     left join fx_rates
         on enriched.currency = fx_rates.currency
-        and enriched.fx_date >= fx_rates.valid_from_date
-        and (fx_rates.valid_to_date is null or enriched.fx_date < fx_rates.valid_to_date)
+            and enriched.fx_date >= fx_rates.valid_from_date
+            and (fx_rates.valid_to_date is null or enriched.fx_date < fx_rates.valid_to_date)
 )
 
 select
@@ -148,5 +153,8 @@ from converted
 left join accounts on converted.account_id = accounts.account_id
 left join reps as owner_at_close
     on converted.owner_id = owner_at_close.rep_id
-    and coalesce(converted.closed_at, {{ as_of_end_at() }}) >= owner_at_close.valid_from_at
-    and (owner_at_close.valid_to_at is null or coalesce(converted.closed_at, {{ as_of_end_at() }}) < owner_at_close.valid_to_at)
+        and coalesce(converted.closed_at, {{ as_of_end_at() }}) >= owner_at_close.valid_from_at
+        and (
+            owner_at_close.valid_to_at is null
+            or coalesce(converted.closed_at, {{ as_of_end_at() }}) < owner_at_close.valid_to_at
+        )

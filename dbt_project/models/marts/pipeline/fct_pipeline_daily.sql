@@ -15,18 +15,24 @@ states as (
 ),
 
 opportunities as (
-    select opportunity_id, owner_id, account_id, currency from {{ ref('stg_crm__opportunities') }}
+    select
+        opportunity_id,
+        owner_id,
+        account_id,
+        currency
+    from {{ ref('stg_crm__opportunities') }}
     where not is_deleted
 ),
 
 days as (
     select date_day from {{ ref('dim_date') }}
     where date_day <= {{ as_of_date() }}
-    {% if is_incremental() %}
-        and date_day > (
-            select {{ dbt.dateadd('day', -var('incremental_lookback_days'), 'max(pipeline_date)') }} from {{ this }}
-        )
-    {% endif %}
+        {% if is_incremental() %}
+            and date_day > (
+                select {{ dbt.dateadd('day', -(var('incremental_lookback_days') | int), 'max(pipeline_date)') }}
+                from {{ this }}
+            )
+        {% endif %}
 ),
 
 end_of_day_states as (
@@ -70,9 +76,9 @@ select
     ) as is_pipeline_eligible
 from end_of_day_states
 inner join days
-    on days.date_day >= end_of_day_states.first_day and days.date_day <= end_of_day_states.last_day
+    on end_of_day_states.first_day <= days.date_day and end_of_day_states.last_day >= days.date_day
 inner join opportunities on end_of_day_states.opportunity_id = opportunities.opportunity_id
 left join fx_rates
     on opportunities.currency = fx_rates.currency
-    and days.date_day >= fx_rates.valid_from_date
-    and (fx_rates.valid_to_date is null or days.date_day < fx_rates.valid_to_date)
+        and days.date_day >= fx_rates.valid_from_date
+        and (fx_rates.valid_to_date is null or days.date_day < fx_rates.valid_to_date)

@@ -57,7 +57,7 @@ days_in_stage as (
     from visits
     inner join opportunities on visits.opportunity_id = opportunities.opportunity_id
     where not visits.is_current and not visits.is_closed
-    group by 1, 2
+    group by cast({{ dbt.date_trunc('month', 'opportunities.created_date') }} as date), visits.stage_name
 ),
 
 counted as (

@@ -24,7 +24,10 @@ dates as (
 ),
 
 quotas as (
-    select owner_id as team_id, period_start_date, sum(quota_amount) as quota_amount
+    select
+        owner_id as team_id,
+        period_start_date,
+        sum(quota_amount) as quota_amount
     from {{ ref('stg_reference__quotas') }}
     where quota_type = 'team'
     group by owner_id, period_start_date
@@ -40,11 +43,14 @@ state_days as (
         states.*,
         cast(states.valid_from_at as date) as first_day,
         case
-            when states.is_closed then least(
-                closing_quarter.fiscal_quarter_end_date,
-                coalesce(cast({{ dbt.dateadd('day', -1, 'cast(states.valid_to_at as date)') }} as date),
-                    {{ as_of_date() }})
-            )
+            when states.is_closed
+                then least(
+                        closing_quarter.fiscal_quarter_end_date,
+                        coalesce(
+                            cast({{ dbt.dateadd('day', -1, 'cast(states.valid_to_at as date)') }} as date),
+                            {{ as_of_date() }}
+                        )
+                    )
             when states.valid_to_at is null then {{ as_of_date() }}
             else cast({{ dbt.dateadd('day', -1, 'cast(states.valid_to_at as date)') }} as date)
         end as last_day
@@ -88,20 +94,20 @@ deal_days as (
         coalesce(rep_then.territory_id, opportunities.territory_id) as territory_id
     from state_days
     inner join dates
-        on dates.date_day >= state_days.first_day and dates.date_day <= state_days.last_day
+        on state_days.first_day <= dates.date_day and state_days.last_day >= dates.date_day
     inner join opportunities on state_days.opportunity_id = opportunities.opportunity_id
     left join fx_rates
         on opportunities.currency = fx_rates.currency
-        and dates.date_day >= fx_rates.valid_from_date
-        and (fx_rates.valid_to_date is null or dates.date_day < fx_rates.valid_to_date)
+            and dates.date_day >= fx_rates.valid_from_date
+            and (fx_rates.valid_to_date is null or dates.date_day < fx_rates.valid_to_date)
     left join first_pushes
         on state_days.opportunity_id = first_pushes.opportunity_id
-        and dates.fiscal_quarter_start_date = first_pushes.fiscal_quarter_start_date
-        and first_pushes.first_push_date <= dates.date_day
+            and dates.fiscal_quarter_start_date = first_pushes.fiscal_quarter_start_date
+            and dates.date_day >= first_pushes.first_push_date
     left join reps as rep_then
         on opportunities.owner_id = rep_then.rep_id
-        and {{ dbt.dateadd('day', 1, 'dates.date_day') }} > rep_then.valid_from_at
-        and (rep_then.valid_to_at is null or {{ dbt.dateadd('day', 1, 'dates.date_day') }} <= rep_then.valid_to_at)
+            and {{ dbt.dateadd('day', 1, 'dates.date_day') }} > rep_then.valid_from_at
+            and (rep_then.valid_to_at is null or {{ dbt.dateadd('day', 1, 'dates.date_day') }} <= rep_then.valid_to_at)
 ),
 
 summarized as (
@@ -117,7 +123,9 @@ summarized as (
         sum(case when not is_closed and is_counted then amount_reporting * probability / 100 else 0 end)
             as weighted_amount,
         sum(case when not is_closed and is_counted and close_date <= fiscal_quarter_end_date
-            then amount_reporting else 0 end) as closing_this_quarter_amount,
+                then amount_reporting
+            else 0
+        end) as closing_this_quarter_amount,
         sum(case when created_date >= fiscal_quarter_start_date then 1 else 0 end) as created_count,
         sum(case when created_date >= fiscal_quarter_start_date then amount_reporting else 0 end) as created_amount,
         sum(case when is_won then 1 else 0 end) as won_count,

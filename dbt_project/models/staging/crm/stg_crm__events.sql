@@ -16,7 +16,7 @@ renamed as (
 
         -- strings
         "Subject" as subject,
-        "Location" as location,
+        "Location" as event_location,
         "Type" as event_type,
 
         -- numerics

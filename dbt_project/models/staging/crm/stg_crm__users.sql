@@ -5,9 +5,25 @@ with
 source as (
     -- the same version exported twice is one version
     select distinct
-        "Id", "Username", "Name", "Email", "Title", "UserRoleId", "ManagerId", "IsActive", "TimeZoneSidKey",
-        "Country", "Sales_Role__c", "Segment__c", "Region__c", "Territory__c", "Pod__c", "Hire_Date__c",
-        "Termination_Date__c", "CreatedDate", "SystemModstamp"
+        "Id",
+        "Username",
+        "Name",
+        "Email",
+        "Title",
+        "UserRoleId",
+        "ManagerId",
+        "IsActive",
+        "TimeZoneSidKey",
+        "Country",
+        "Sales_Role__c",
+        "Segment__c",
+        "Region__c",
+        "Territory__c",
+        "Pod__c",
+        "Hire_Date__c",
+        "Termination_Date__c",
+        "CreatedDate",
+        "SystemModstamp"
     from {{ source('raw', 'user') }}
     where "SystemModstamp" < {{ as_of_end_at() }}
 ),
