@@ -3,6 +3,8 @@
 Stages run one after another, each in its own process, on a fresh world under `--out` (default `bench/out/P`).
 `--reuse` skips generating when that folder already holds a world (kept with `--keep`) and measures the rest on it
 with a new warehouse: the loader can be measured again without waiting for the simulator.
+After ingestion, `dbt build` runs on the warehouse, then `bench/floor.sql`, the bar dbt is measured against (see
+bench.dbt); after the next day's drop is ingested, `dbt build` runs again, incrementally.
 Record results with the machine's core count in docs/benchmarks.md.
 """
 
@@ -77,6 +79,9 @@ def run(preset: str, out: Path, seed: int, reuse: bool = False) -> list[StageRes
     if reuse and (out / "landing").is_dir():
         for name in ("warehouse.duckdb", "warehouse.duckdb.wal", "floor.duckdb", "floor.duckdb.wal"):
             (out / name).unlink(missing_ok=True)
+        # a kept partial parse would spare the full build the parse a fresh one pays
+        for folder in ("dbt_target", "dbt_logs"):
+            shutil.rmtree(out / folder, ignore_errors=True)
     else:
         shutil.rmtree(out, ignore_errors=True)
         generate = measure([python, "-m", "simulator", "generate", "--preset", preset, "--seed", str(seed),
@@ -84,11 +89,14 @@ def run(preset: str, out: Path, seed: int, reuse: bool = False) -> list[StageRes
         results.append(StageResult("simulate: generate", generate["wall_seconds"], landing_records(out / "landing"),
                                    generate["peak_rss_mb"]))  # fmt: skip
     results.extend(ingest_stages(out))
+    results.append(transform_stage(out, "dbt build (full)", "build", "--full-refresh"))
+    results.append(transform_stage(out, "floor sql", "floor"))
     before = {p for p in (out / "landing").rglob("*") if p.is_file()}
     advance = measure([python, "-m", "simulator", "advance", "--days", "1", "--out", str(out), "--quiet"])
     results.append(StageResult("simulate: advance 1 day", advance["wall_seconds"],
                                landing_records(out / "landing", since=before), advance["peak_rss_mb"]))  # fmt: skip
     results.append(ingest_stage(out, "ingest: the new daily drop", "crm,reference,phone,calendar", "load"))
+    results.append(transform_stage(out, "dbt build (incremental)", "build"))
     return results
 
 
@@ -113,14 +121,28 @@ def ingest_stages(out: Path) -> list[StageResult]:
     return results
 
 
+def transform_stage(out: Path, label: str, mode: str, *options: str) -> StageResult:
+    """A `bench.dbt` stage on the run's warehouse. Rows are what the stage counts (see bench.dbt): the marts dbt
+    builds, or the two tables the floor writes, so compare dbt and the floor by wall time."""
+    result = measure([sys.executable, "-m", "bench.dbt", mode, "--warehouse", str(out / "warehouse.duckdb"),
+                      *options])  # fmt: skip
+    return StageResult(label, result["wall_seconds"], result["counts"].get("ROWS", 0), result["peak_rss_mb"])
+
+
 def ratios(results: list[StageResult]) -> list[str]:
-    """Loader time over floor time, per CSV source, from the same run."""
+    """Loader time over floor time, per CSV source; dbt time over floor time, and an incremental build's time over
+    a full one's; all from the same run."""
     by_stage = {result.stage: result for result in results}
     lines = []
     for label in ("crm + reference", "phone"):
         loaded, bare = by_stage.get(f"ingest: {label}"), by_stage.get(f"floor: bare read_csv, {label}")
         if loaded and bare and bare.wall_seconds:
             lines.append(f"- {label}: ingest / bare read_csv = {loaded.wall_seconds / bare.wall_seconds:.2f}x")
+    for numerator, denominator in (("dbt build (full)", "floor sql"), ("dbt build (incremental)", "dbt build (full)")):
+        measured, reference = by_stage.get(numerator), by_stage.get(denominator)
+        if measured and reference and reference.wall_seconds:
+            ratio = measured.wall_seconds / reference.wall_seconds
+            lines.append(f"- transform: {numerator} / {denominator} = {ratio:.2f}x")
     return lines
 
 

@@ -6,6 +6,8 @@ Nothing here defines Dagster objects; `defs/transform/assets.py` wires these int
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -84,3 +86,19 @@ class WarehouseTranslator(DagsterDbtTranslator):
         if dbt_resource_props["resource_type"] == "source":
             return "ingest"
         return dbt_resource_props.get("config", {}).get("schema") or "transform"
+
+
+def run_dbt(
+    args: list[str], warehouse: Path, *, target_path: Path | None = None, threads: int | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a dbt command on the project against `warehouse` (outside Dagster: tests, benchmarks, scripts).
+
+    A separate `target_path` keeps the run's artifacts away from the manifest the code location loads.
+    """
+    env = {**os.environ, "WAREHOUSE_PATH": str(warehouse)}
+    if threads:
+        env["DBT_THREADS"] = str(threads)
+    command = [DBT_EXECUTABLE, *args, "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR)]
+    if target_path is not None:
+        command += ["--target-path", str(target_path)]
+    return subprocess.run(command, env=env, capture_output=True, text=True, check=False)
