@@ -20,10 +20,6 @@ The floor reproduces the dbt models' logic, their ties and fan-outs included: on
 tables match the dbt tables row for row, as of the latest drop and as of 2024-04-15 (`python -m bench.dbt compare`
 checks it). What can still tell them apart:
 
-- After an incremental build, `marts.fct_activity` rows older than the lookback keep the contact, account and deal
-  they were given when built, while the floor recomputes every row: after one simulated day, 8 of 16,178 rows
-  differ (old calls whose contact or logged Task changed in the new drop); after a `--full-refresh` they match
-  again. This is the incremental model's design, not a difference in logic.
 - A user exported twice with the same `SystemModstamp` and different fields gives two versions with the same
   time; both sides number them by `row_number()` in an order DuckDB does not fix, so the "current" one may differ.
 - Weighted amounts are DOUBLE sums, added in another order: a cent may round differently, and `compare` rounds

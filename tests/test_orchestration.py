@@ -4,6 +4,7 @@ and a real materialization of the ingest job fills raw.*, quarantine.* and the l
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -16,7 +17,15 @@ from orchestration.defs.ingest.assets import calendars, csv_assets
 from orchestration.defs.ingest.checks import ingest_checks
 from orchestration.defs.ingest.sensors import landing_fingerprint, new_landing_files
 from orchestration.defs.resources import WAREHOUSE_POOL, Landing
+from orchestration.defs.transform.assets import warehouse_models
+from orchestration.lib.dbt_project import dbt_cli
 
+MARTS = [
+    "dim_rep", "dim_account", "dim_contact", "dim_territory", "dim_date", "fct_opportunity",
+    "fct_opportunity_stage_history", "fct_stage_conversion", "fct_pipeline_daily", "fct_activity",
+    "fct_rep_daily_activity", "mart_pipeline_summary", "mart_rep_performance", "fct_bookings",
+    "mart_quota_attainment", "mart_commissions",
+]  # fmt: skip
 RAW_TABLES = [
     "account", "calendar_attendees", "calendar_events", "compensation_plans", "contact", "event", "fx_rates", "lead",
     "opportunity", "opportunity_history", "phone_calls", "quotas", "task", "territories", "user", "user_role",
@@ -30,14 +39,38 @@ def definitions() -> dg.Definitions:
 
 def test_the_definitions_load_with_the_pinned_asset_keys(definitions: dg.Definitions) -> None:
     keys = {key.to_user_string() for key in definitions.resolve_all_asset_keys()}
-    assert keys == {f"raw/{table}" for table in RAW_TABLES}
+    raw = {key for key in keys if key.startswith("raw/")}
+    # raw.load_ledger is a dbt source the ingest assets write as they go, not an asset of its own
+    assert raw == {f"raw/{table}" for table in RAW_TABLES} | {"raw/load_ledger"}
+    assert {f"marts/{name}" for name in MARTS} <= keys
+    assert {key.split("/")[0] for key in keys} == {"raw", "staging", "intermediate", "marts"}
+
+
+def test_the_dbt_models_hang_off_the_ingest_assets_in_one_graph(definitions: dg.Definitions) -> None:
+    graph = definitions.resolve_asset_graph()
+    staging_parents = {
+        parent.to_user_string()
+        for key in graph.get_all_asset_keys()
+        if key.path[0] == "staging"
+        for parent in graph.get(key).parent_keys
+    }
+    assert {f"raw/{table}" for table in RAW_TABLES} <= staging_parents
+    bookings = graph.get(dg.AssetKey(["marts", "fct_bookings"]))
+    assert dg.AssetKey(["marts", "fct_opportunity"]) in bookings.parent_keys
+
+
+def test_dbt_tests_are_asset_checks_on_the_models(definitions: dg.Definitions) -> None:
+    checks = definitions.resolve_asset_graph().asset_check_keys
+    on_marts = {check.asset_key.to_user_string() for check in checks if check.asset_key.path[0] == "marts"}
+    assert {"marts/fct_opportunity", "marts/fct_activity", "marts/fct_bookings"} <= on_marts
+    assert any(check.name.startswith("unique_fct_opportunity_opportunity_id") for check in checks)
 
 
 def test_every_asset_that_writes_to_the_warehouse_is_in_the_one_writer_pool(definitions: dg.Definitions) -> None:
-    writers = [*csv_assets, calendars, *ingest_checks]
+    writers = [*csv_assets, calendars, warehouse_models, *ingest_checks]
     assert {key for assets in writers[: -len(ingest_checks)] for key in assets.keys} == set(
         definitions.resolve_all_asset_keys()
-    )
+    ) - {dg.AssetKey(["raw", "load_ledger"])}
     for definition in writers:
         assert definition.op.pool == WAREHOUSE_POOL, definition.op.name
     pool_file = Path("orchestration/dagster.yaml").read_text()
@@ -105,3 +138,19 @@ def test_materializing_the_ingest_assets_fills_raw_quarantine_and_the_ledger(
     assert statuses["loaded"] > 500 and statuses["rejected"] == 3
     assert quarantined > 0 and occurrences > 1000
     assert os.path.getsize(database) > 0
+
+
+def test_materializing_the_dbt_assets_builds_the_marts_and_reports_the_dbt_tests(
+    tiny_warehouse: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = tmp_path / "warehouse.duckdb"
+    shutil.copy(tiny_warehouse, database)
+    monkeypatch.setenv("WAREHOUSE_PATH", str(database))  # dbt_project/profiles.yml reads it
+    result = dg.materialize([warehouse_models], resources={"dbt": dbt_cli()})
+    assert result.success
+    materialized = {event.asset_key.to_user_string() for event in result.get_asset_materialization_events()}
+    assert {f"marts/{name}" for name in MARTS} <= materialized
+    evaluations = result.get_asset_check_evaluations()
+    assert len(evaluations) > 100 and all(evaluation.passed for evaluation in evaluations)
+    with duckdb.connect(str(database), read_only=True) as con:
+        assert con.execute("select count(*) from marts.fct_bookings").fetchall()[0][0] > 0

@@ -15,6 +15,25 @@ tasks as (
     where not is_deleted
 ),
 
+task_changes as (
+    -- the last change of the Tasks logged for each call, deleted ones included: a deletion changes the activity
+    select
+        call_id,
+        max(modified_at) as modified_at
+    from {{ ref('stg_crm__tasks') }}
+    where call_id is not null
+    group by call_id
+),
+
+event_changes as (
+    select
+        calendar_uid,
+        max(modified_at) as modified_at
+    from {{ ref('stg_crm__events') }}
+    where calendar_uid is not null
+    group by calendar_uid
+),
+
 crm_events as (
     select * from {{ ref('stg_crm__events') }}
     where not is_deleted
@@ -80,9 +99,12 @@ phone_calls as (
         calls.disposition as outcome,
         calls.is_connected,
         false as is_cancelled,
-        false as is_internal
+        false as is_internal,
+        -- when the activity last changed: the call, or the CRM Task that logged it
+        coalesce(task_changes.modified_at, calls.started_at) as changed_at
     from calls
     left join tasks on calls.call_id = tasks.call_id
+    left join task_changes on calls.call_id = task_changes.call_id
     left join users on calls.user_email = users.email
 ),
 
@@ -115,7 +137,8 @@ crm_calls_and_emails as (
         end as outcome,
         tasks.call_disposition = 'Connected' as is_connected,
         false as is_cancelled,
-        false as is_internal
+        false as is_internal,
+        tasks.modified_at as changed_at
     from tasks
     left join calls on tasks.call_id = calls.call_id
     where calls.call_id is null and tasks.created_at < {{ as_of_end_at() }}
@@ -141,12 +164,18 @@ calendar_meetings as (
         false as is_connected,
         calendar_events.is_cancelled,
         -- internal: nobody outside the company was invited and the CRM does not know it as a customer meeting
-        coalesce(external_attendees.external_attendee_count, 0) = 0 and crm_events.event_id is null as is_internal
+        coalesce(external_attendees.external_attendee_count, 0) = 0 and crm_events.event_id is null as is_internal,
+        -- the latest export that holds the occurrence, or a later change of the CRM Event synced from it
+        greatest(
+            cast(calendar_events.exported_date as {{ dbt.type_timestamp() }}),
+            coalesce(event_changes.modified_at, cast(calendar_events.exported_date as {{ dbt.type_timestamp() }}))
+        ) as changed_at
     from calendar_events
     left join crm_events on calendar_events.calendar_uid = crm_events.calendar_uid
     left join users as organizer on calendar_events.organizer_email = organizer.email
     left join users as mailbox_owner on calendar_events.mailbox_email = mailbox_owner.email
     left join external_attendees on calendar_events.calendar_uid = external_attendees.calendar_uid
+    left join event_changes on calendar_events.calendar_uid = event_changes.calendar_uid
 ),
 
 crm_meetings as (
@@ -167,7 +196,8 @@ crm_meetings as (
         'held' as outcome,
         false as is_connected,
         false as is_cancelled,
-        false as is_internal
+        false as is_internal,
+        crm_events.modified_at as changed_at
     from crm_events
     left join calendar_uids as on_calendar
         on crm_events.calendar_uid = on_calendar.calendar_uid

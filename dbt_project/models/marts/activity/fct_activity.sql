@@ -3,20 +3,55 @@
     incremental_strategy='delete+insert',
     unique_key='activity_id',
     on_schema_change='fail',
+    post_hook=[
+        "delete from {{ this }} where source_system = 'crm' and activity_id not in"
+        " (select activity_id from {{ ref('int_activities_unioned') }} where source_system = 'crm')",
+    ],
 ) }}
 
 {#- One row per activity (call, meeting, email, task) from the CRM, the calendars and the phone system, each counted
-    once. An incremental run recomputes the activities of the last `incremental_lookback_days` days it holds and
-    adds the newer ones. -#}
+    once.
+
+    An incremental run recomputes, from `incremental_lookback_days` before the latest activity it holds (the cutoff):
+    the activities that happened since, those whose rows changed since (a Task logged late for an old call, an
+    Event edited), and those whose contact changed since (a new number, a new account). The post-hook then removes
+    CRM rows that no longer stand for an activity: a Task or Event deleted, or one that a late phone or calendar
+    record now stands for. What it does not follow: an opportunity deleted or moved to another account after the
+    cutoff leaves older activities attributed to it until the next full refresh. -#}
 with
+
+{% if is_incremental() %}
+    cutoff as (
+        select {{ dbt.dateadd('day', -(var('incremental_lookback_days') | int), 'max(occurred_at)') }} as cutoff_at
+        from {{ this }}
+    ),
+
+    changed_contacts as (
+        select
+            contact_id,
+            phone_e164,
+            mobile_phone_e164
+        from {{ ref('stg_crm__contacts') }}
+        where modified_at >= (select cutoff.cutoff_at from cutoff)
+    ),
+
+    changed_numbers as (
+        select phone_e164 as number_e164 from changed_contacts
+        where phone_e164 is not null
+        union all
+        select mobile_phone_e164 as number_e164 from changed_contacts
+        where mobile_phone_e164 is not null
+    ),
+{% endif %}
 
 activities as (
     select * from {{ ref('int_activities_unioned') }}
     {% if is_incremental() %}
-        where occurred_at >= (
-                select {{ dbt.dateadd('day', -(var('incremental_lookback_days') | int), 'max(occurred_at)') }}
-                from {{ this }}
-            )
+        where
+            occurred_at >= (select cutoff.cutoff_at from cutoff)
+            or changed_at >= (select cutoff.cutoff_at from cutoff)
+            or crm_who_id in (select changed_contacts.contact_id from changed_contacts)
+            or customer_number_e164 in (select changed_numbers.number_e164 from changed_numbers)
     {% endif %}
 ),
 

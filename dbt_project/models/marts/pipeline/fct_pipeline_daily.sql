@@ -3,11 +3,15 @@
     incremental_strategy='delete+insert',
     unique_key=['opportunity_id', 'pipeline_date'],
     on_schema_change='fail',
+    post_hook=[
+        "delete from {{ this }} where opportunity_id not in"
+        " (select opportunity_id from {{ ref('stg_crm__opportunities') }} where not is_deleted)",
+    ],
 ) }}
 
 {#- One row per open opportunity per day: the state it stood in at the end of that day (the last OpportunityHistory
     change before midnight UTC). An incremental run recomputes the last `incremental_lookback_days` days it holds and
-    adds the days up to the as-of date. -#}
+    adds the days up to the as-of date; the post-hook drops the days of deals deleted in the CRM since. -#}
 with
 
 states as (
