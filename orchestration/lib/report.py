@@ -1,4 +1,5 @@
-"""`python -m orchestration.lib.report`: what the warehouse holds after ingestion, per table, from the ledger."""
+"""`python -m orchestration.lib.report`: what the warehouse holds: per raw table, from the ledger, what the ingest
+loaded; then the marts the dbt build made, with their row counts and the as-of date they were built for."""
 
 from __future__ import annotations
 
@@ -38,12 +39,43 @@ def summary(con: duckdb.DuckDBPyConnection) -> str:
     return "\n".join(lines)
 
 
+def marts_summary(con: duckdb.DuckDBPyConnection) -> str:
+    """Rows per mart, and the headline figures a reader checks first; empty when no dbt build has run."""
+    marts = [
+        name
+        for (name,) in con.execute(
+            "select table_name from information_schema.tables where table_schema = 'marts' order by table_name"
+        ).fetchall()
+    ]
+    if not marts:
+        return ""
+    lines = [f"{'mart':<32}{'rows':>12}"]
+    for name in marts:
+        lines.append(f"{name:<32}{con.execute(f'select count(*) from marts.{name}').fetchall()[0][0]:>12,}")
+    if {"dim_date", "fct_opportunity", "fct_bookings"} <= set(marts):
+        as_of = con.execute("select max(date_day) from marts.dim_date where is_as_of_date").fetchall()[0][0]
+        won, lost, open_ = con.execute(
+            "select count(*) filter (where status = 'won'), count(*) filter (where status = 'lost'),"
+            " count(*) filter (where status = 'open') from marts.fct_opportunity"
+        ).fetchall()[0]
+        lines.append(f"as of {as_of}: {open_:,} open, {won:,} won and {lost:,} lost opportunities")
+        for period, amount, deals in con.execute(
+            "select fiscal_period, sum(amount_reporting), count(*) from marts.fct_bookings"
+            " group by 1 order by 1 desc limit 4"
+        ).fetchall():
+            lines.append(f"bookings {period}: {amount:,.2f} {deals:,} deals")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--warehouse", default=os.environ.get("WAREHOUSE_PATH", "data/warehouse.duckdb"))
     args = parser.parse_args()
     with duckdb.connect(args.warehouse, read_only=True) as con:
         print(summary(con))
+        marts = marts_summary(con)
+        if marts:
+            print(marts)
 
 
 if __name__ == "__main__":
