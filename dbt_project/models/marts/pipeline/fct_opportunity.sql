@@ -18,7 +18,7 @@ reps as (
 ),
 
 fx_rates as (
-    select * from {{ ref('int_fx_rates_dated') }}
+    select * from {{ ref('int_fx_rates_daily') }}
 ),
 
 visits as (
@@ -84,8 +84,7 @@ converted as (
     from enriched
     left join fx_rates
         on enriched.currency = fx_rates.currency
-            and enriched.fx_date >= fx_rates.valid_from_date
-            and (fx_rates.valid_to_date is null or enriched.fx_date < fx_rates.valid_to_date)
+            and enriched.fx_date = fx_rates.rate_date
 )
 
 select

@@ -53,7 +53,7 @@ end_of_day_states as (
 ),
 
 fx_rates as (
-    select * from {{ ref('int_fx_rates_dated') }}
+    select * from {{ ref('int_fx_rates_daily') }}
 )
 
 select
@@ -84,5 +84,4 @@ inner join days
 inner join opportunities on end_of_day_states.opportunity_id = opportunities.opportunity_id
 left join fx_rates
     on opportunities.currency = fx_rates.currency
-        and days.date_day >= fx_rates.valid_from_date
-        and (fx_rates.valid_to_date is null or days.date_day < fx_rates.valid_to_date)
+        and days.date_day = fx_rates.rate_date

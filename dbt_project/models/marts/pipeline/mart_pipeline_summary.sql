@@ -34,7 +34,7 @@ quotas as (
 ),
 
 fx_rates as (
-    select * from {{ ref('int_fx_rates_dated') }}
+    select * from {{ ref('int_fx_rates_daily') }}
 ),
 
 state_days as (
@@ -98,8 +98,7 @@ deal_days as (
     inner join opportunities on state_days.opportunity_id = opportunities.opportunity_id
     left join fx_rates
         on opportunities.currency = fx_rates.currency
-            and dates.date_day >= fx_rates.valid_from_date
-            and (fx_rates.valid_to_date is null or dates.date_day < fx_rates.valid_to_date)
+            and dates.date_day = fx_rates.rate_date
     left join first_pushes
         on state_days.opportunity_id = first_pushes.opportunity_id
             and dates.fiscal_quarter_start_date = first_pushes.fiscal_quarter_start_date
