@@ -737,10 +737,11 @@ select
     cast(with_team.team_pipeline_this_quarter_amount as decimal(18, 2)) as coverage_numerator_amount,
     cast(quotas.quota_amount - with_team.team_bookings_to_date_amount as decimal(18, 2))
         as coverage_denominator_amount,
-    cast(
-        cast(with_team.team_pipeline_this_quarter_amount as double)
-        / nullif(quotas.quota_amount - with_team.team_bookings_to_date_amount, 0) as double
-    ) as coverage_ratio,
+    case
+        when quotas.quota_amount - with_team.team_bookings_to_date_amount > 0
+            then cast(with_team.team_pipeline_this_quarter_amount as double)
+                / (quotas.quota_amount - with_team.team_bookings_to_date_amount)
+    end as coverage_ratio,
     cast(quotas.quota_amount as decimal(18, 2)) as team_quota_amount,
     cast(with_team.team_bookings_to_date_amount as decimal(18, 2)) as team_bookings_to_date_amount
 from with_team

@@ -1,5 +1,3 @@
-{{ config(materialized='view') }}
-
 {#- Every activity from the three sources, each counted once, before attribution. A call that the phone system
     recorded and the CRM logged as a Task (the Task's CallObject is the call id) is the phone record, with the
     Task's links (WhoId, WhatId); a meeting on a calendar that the CRM synced as an Event (External_Event_Id__c is

@@ -28,28 +28,34 @@ opportunities as (
     where not is_deleted
 ),
 
-days as (
-    select date_day from {{ ref('dim_date') }}
-    where date_day <= {{ as_of_date() }}
+window_start as (
+    -- the first day this build writes: the calendar's first day, or the lookback before the latest day held
+    select
         {% if is_incremental() %}
-            and date_day > (
-                select {{ dbt.dateadd('day', -(var('incremental_lookback_days') | int), 'max(pipeline_date)') }}
-                from {{ this }}
-            )
-        {% endif %}
+            cast({{ dbt.dateadd('day', 1 - (var('incremental_lookback_days') | int), 'max(pipeline_date)') }} as date)
+        {% else %}
+            cast('{{ var("calendar_start_date") }}' as date)
+        {% endif %} as first_day
+    {% if is_incremental() %}
+        from {{ this }}
+    {% endif %}
 ),
 
 end_of_day_states as (
-    -- a state is the day's closing state from the day it was set until the day before the next change
+    -- a state is the day's closing state from the day it was set until the day before the next change, cut to the
+    -- days this build writes
     select
         states.*,
-        cast(valid_from_at as date) as first_day,
+        greatest(cast(states.valid_from_at as date), window_start.first_day) as first_day,
         case
-            when valid_to_at is null then {{ as_of_date() }}
-            else cast({{ dbt.dateadd('day', -1, 'cast(valid_to_at as date)') }} as date)
+            when states.valid_to_at is null then {{ as_of_date() }}
+            else least(
+                    cast({{ dbt.dateadd('day', -1, 'cast(states.valid_to_at as date)') }} as date), {{ as_of_date() }}
+                )
         end as last_day
     from states
-    where not is_closed
+    cross join window_start
+    where not states.is_closed
 ),
 
 fx_rates as (
@@ -79,8 +85,7 @@ select
         false
     ) as is_pipeline_eligible
 from end_of_day_states
-inner join days
-    on end_of_day_states.first_day <= days.date_day and end_of_day_states.last_day >= days.date_day
+{{ join_days('end_of_day_states.first_day', 'end_of_day_states.last_day') }}
 inner join opportunities on end_of_day_states.opportunity_id = opportunities.opportunity_id
 left join fx_rates
     on opportunities.currency = fx_rates.currency

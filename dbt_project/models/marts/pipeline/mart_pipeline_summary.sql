@@ -41,7 +41,7 @@ state_days as (
     -- open states hold until the next change; a closed state is kept only for the rest of the quarter it closed in
     select
         states.*,
-        cast(states.valid_from_at as date) as first_day,
+        greatest(cast(states.valid_from_at as date), cast('{{ var("calendar_start_date") }}' as date)) as first_day,
         case
             when states.is_closed
                 then least(
@@ -93,8 +93,8 @@ deal_days as (
         coalesce(rep_then.team_id, opportunities.team_id) as team_id,
         coalesce(rep_then.territory_id, opportunities.territory_id) as territory_id
     from state_days
-    inner join dates
-        on state_days.first_day <= dates.date_day and state_days.last_day >= dates.date_day
+    {{ join_days('state_days.first_day', 'state_days.last_day', 'days') }}
+    inner join dates on days.date_day = dates.date_day
     inner join opportunities on state_days.opportunity_id = opportunities.opportunity_id
     left join fx_rates
         on opportunities.currency = fx_rates.currency
@@ -171,8 +171,12 @@ select
     cast(with_team.team_pipeline_this_quarter_amount as decimal(18, 2)) as coverage_numerator_amount,
     cast(quotas.quota_amount - with_team.team_bookings_to_date_amount as decimal(18, 2))
         as coverage_denominator_amount,
-    cast({{ safe_ratio('with_team.team_pipeline_this_quarter_amount',
-        'quotas.quota_amount - with_team.team_bookings_to_date_amount') }} as double) as coverage_ratio,
+    -- a team that has booked its quota has nothing left to cover: no ratio, the parts still published
+    case
+        when quotas.quota_amount - with_team.team_bookings_to_date_amount > 0
+            then cast({{ safe_ratio('with_team.team_pipeline_this_quarter_amount',
+                'quotas.quota_amount - with_team.team_bookings_to_date_amount') }} as double)
+    end as coverage_ratio,
     cast(quotas.quota_amount as decimal(18, 2)) as team_quota_amount,
     cast(with_team.team_bookings_to_date_amount as decimal(18, 2)) as team_bookings_to_date_amount
 from with_team
