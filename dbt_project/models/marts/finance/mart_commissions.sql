@@ -44,20 +44,47 @@ rep_quarters as (
     where reps.sales_role in (select plans.sales_role from plans)
 ),
 
+credits as (
+    -- a rep's own deals for AEs and AMs, sourced deals for SDRs, the team's deals for managers; one equality join
+    -- per kind of credit rather than an OR, which made the join a nested loop
+    select
+        rep_id as credited_rep_id,
+        fiscal_period,
+        amount_reporting,
+        'owner' as credit_kind
+    from bookings
+    union all
+    select
+        sourced_by_id as credited_rep_id,
+        fiscal_period,
+        amount_reporting,
+        'sourced' as credit_kind
+    from bookings
+    where sourced_by_id is not null
+    union all
+    select
+        team_id as credited_rep_id,
+        fiscal_period,
+        amount_reporting,
+        'team' as credit_kind
+    from bookings
+    where team_id is not null
+),
+
 credited as (
-    -- a rep's own deals for AEs and AMs, sourced deals for SDRs, the team's deals for managers
     select
         rep_quarters.rep_id,
         rep_quarters.fiscal_period,
-        sum(bookings.amount_reporting) as bookings_amount
+        sum(credits.amount_reporting) as bookings_amount
     from rep_quarters
-    inner join bookings
-        on rep_quarters.fiscal_period = bookings.fiscal_period
-            and (
-                (rep_quarters.sales_role in ('AE', 'AM') and rep_quarters.rep_id = bookings.rep_id)
-                or (rep_quarters.sales_role = 'SDR' and rep_quarters.rep_id = bookings.sourced_by_id)
-                or (rep_quarters.sales_role = 'Manager' and rep_quarters.rep_id = bookings.team_id)
-            )
+    inner join credits
+        on rep_quarters.rep_id = credits.credited_rep_id
+            and rep_quarters.fiscal_period = credits.fiscal_period
+            and credits.credit_kind = case
+                when rep_quarters.sales_role in ('AE', 'AM') then 'owner'
+                when rep_quarters.sales_role = 'SDR' then 'sourced'
+                when rep_quarters.sales_role = 'Manager' then 'team'
+            end
     group by rep_quarters.rep_id, rep_quarters.fiscal_period
 ),
 
