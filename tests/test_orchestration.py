@@ -19,13 +19,8 @@ from orchestration.defs.ingest.sensors import landing_fingerprint, new_landing_f
 from orchestration.defs.resources import WAREHOUSE_POOL, Landing
 from orchestration.defs.transform.assets import warehouse_models
 from orchestration.lib.dbt_project import dbt_cli
+from tests.test_warehouse import MARTS
 
-MARTS = [
-    "dim_rep", "dim_account", "dim_contact", "dim_territory", "dim_date", "fct_opportunity",
-    "fct_opportunity_stage_history", "fct_stage_conversion", "fct_pipeline_daily", "fct_activity",
-    "fct_rep_daily_activity", "mart_pipeline_summary", "mart_rep_performance", "fct_bookings",
-    "mart_quota_attainment", "mart_commissions",
-]  # fmt: skip
 RAW_TABLES = [
     "account", "calendar_attendees", "calendar_events", "compensation_plans", "contact", "event", "fx_rates", "lead",
     "opportunity", "opportunity_history", "phone_calls", "quotas", "task", "territories", "user", "user_role",

@@ -1,17 +1,10 @@
+{#- One row per compensation plan and effective date: the row from the latest file exported on or before the as-of date. -#}
 with
 
 source as (
-    select *
-    from (
-        select
-            exported.*,
-            row_number() over (
-                partition by plan_id, effective_from
-                order by _export_date desc, _load_id desc, _record_number desc
-            ) as _version_rank
-        from ({{ exported_as_of(source('raw', 'compensation_plans')) }}) as exported
-    ) as ranked
-    where _version_rank = 1
+    {{ latest_version(
+        '(' ~ exported_as_of(source('raw', 'compensation_plans')) ~ ')', 'plan_id, effective_from', '_export_date'
+    ) }}
 ),
 
 renamed as (

@@ -2,17 +2,9 @@
 with
 
 source as (
-    select *
-    from (
-        select
-            exported.*,
-            row_number() over (
-                partition by rate_date, from_currency, to_currency
-                order by _export_date desc, _load_id desc, _record_number desc
-            ) as _version_rank
-        from ({{ exported_as_of(source('raw', 'fx_rates')) }}) as exported
-    ) as ranked
-    where _version_rank = 1
+    {{ latest_version(
+        '(' ~ exported_as_of(source('raw', 'fx_rates')) ~ ')', 'rate_date, from_currency, to_currency', '_export_date'
+    ) }}
 ),
 
 renamed as (

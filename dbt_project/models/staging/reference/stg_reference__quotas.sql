@@ -1,16 +1,10 @@
+{#- One row per quota: the row from the latest file exported on or before the as-of date. -#}
 with
 
 source as (
-    select *
-    from (
-        select
-            exported.*,
-            row_number() over (
-                partition by quota_id order by _export_date desc, _load_id desc, _record_number desc
-            ) as _version_rank
-        from ({{ exported_as_of(source('raw', 'quotas')) }}) as exported
-    ) as ranked
-    where _version_rank = 1
+    {{ latest_version(
+        '(' ~ exported_as_of(source('raw', 'quotas')) ~ ')', 'quota_id', '_export_date'
+    ) }}
 ),
 
 renamed as (

@@ -1,16 +1,10 @@
+{#- One row per territory: the row from the latest file exported on or before the as-of date. -#}
 with
 
 source as (
-    select *
-    from (
-        select
-            exported.*,
-            row_number() over (
-                partition by territory_id order by _export_date desc, _load_id desc, _record_number desc
-            ) as _version_rank
-        from ({{ exported_as_of(source('raw', 'territories')) }}) as exported
-    ) as ranked
-    where _version_rank = 1
+    {{ latest_version(
+        '(' ~ exported_as_of(source('raw', 'territories')) ~ ')', 'territory_id', '_export_date'
+    ) }}
 ),
 
 renamed as (
