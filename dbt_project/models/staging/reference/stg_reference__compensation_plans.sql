@@ -1,4 +1,5 @@
-{#- One row per compensation plan and effective date: the row from the latest file exported on or before the as-of date. -#}
+{#- One row per compensation plan and effective date: the row from the latest file exported on or before the
+    as-of date. -#}
 with
 
 source as (
