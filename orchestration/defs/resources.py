@@ -29,12 +29,32 @@ class Landing(dg.ConfigurableResource):
         return load_mappings(Path(self.mappings_dir) if self.mappings_dir else None)
 
 
+class WarehouseBuild(dg.ConfigurableResource):
+    """How the dbt models are built in a run: set once per run, read by every layer of models."""
+
+    as_of_date: str | None = None
+    """The build's "today" (YYYY-MM-DD); empty for the latest export date in the data."""
+    full_refresh: bool = False
+    """Rebuild the incremental facts from scratch instead of adding the latest days."""
+
+
+class Quality(dg.ConfigurableResource):
+    """Where Great Expectations keeps its project and HTML Data Docs (`<path>/gx/uncommitted/data_docs/`)."""
+
+    path: str = "data/quality"
+
+
 def warehouse_resource() -> DuckDBResource:
     path = Path(os.environ.get("WAREHOUSE_PATH", "data/warehouse.duckdb"))
     path.parent.mkdir(parents=True, exist_ok=True)
     # A bounded buffer pool keeps a bench-scale load within memory; DuckDB spills what does not fit.
     memory = os.environ.get("WAREHOUSE_MEMORY_LIMIT", "2GB")
     return DuckDBResource(database=str(path), connection_config={"memory_limit": memory})
+
+
+def _default_quality_dir() -> Path:
+    """`quality/` beside the warehouse file (`data/quality` for the default `data/warehouse.duckdb`)."""
+    return Path(os.environ.get("WAREHOUSE_PATH", "data/warehouse.duckdb")).resolve().parent / "quality"
 
 
 def landing_resource() -> Landing:
@@ -51,5 +71,7 @@ def resources() -> dg.Definitions:
             "landing": landing_resource(),
             # dbt reads WAREHOUSE_PATH itself (dbt_project/profiles.yml)
             "dbt": dbt_cli(),
+            "warehouse_build": WarehouseBuild(),
+            "quality": Quality(path=os.environ.get("QUALITY_DIR", str(_default_quality_dir()))),
         }
     )

@@ -69,6 +69,27 @@ def build_args(as_of_date: str | None = None, full_refresh: bool = False) -> lis
     return args
 
 
+def mart_layers(manifest_path: Path | str) -> list[list[str]]:
+    """Mart models grouped by how many marts stand between them and the intermediate layer: layer 0 reads no mart,
+    layer n reads at least one mart of layer n - 1. Each layer is built as its own step, so that a blocking check
+    on a mart stops the marts built from it."""
+    nodes = json.loads(Path(manifest_path).read_text())["nodes"]
+    models = {key: node for key, node in nodes.items() if node["resource_type"] == "model"}
+    marts = {key for key, node in models.items() if node.get("config", {}).get("schema") == "marts"}
+    depth: dict[str, int] = {}
+
+    def depth_of(key: str) -> int:
+        if key not in depth:
+            parents = [parent for parent in models[key]["depends_on"]["nodes"] if parent in marts]
+            depth[key] = 1 + max(map(depth_of, parents)) if parents else 0
+        return depth[key]
+
+    layers: list[list[str]] = [[] for _ in range(1 + max(map(depth_of, marts), default=0))]
+    for key in sorted(marts):
+        layers[depth_of(key)].append(models[key]["name"])
+    return layers
+
+
 class WarehouseTranslator(DagsterDbtTranslator):
     """dbt sources are the ingest assets (`["raw", <table>]`); models are keyed and grouped by their schema
     (`["marts", "fct_opportunity"]` in group `marts`), so the UI shows one graph from landing to marts."""
