@@ -5,14 +5,17 @@ BIN := $(VENV)/bin
 PRESET ?= demo
 SEED ?= 42
 DATA_DIR ?= data
-# The demo world carries the simulator's planted defects (listed in DATA_DIR/truth/faults.csv), so that
-# quarantine.* and the ledger's rejected files show what ingestion does with bad input. `FAULTS=` for a clean world.
-FAULTS ?= --faults
+# The demo world is clean, so every data-quality check passes. `FAULTS=--faults` plants the simulator's defects
+# (listed in DATA_DIR/truth/faults.csv): ingestion quarantines the bad rows, and the marts' blocking checks stop
+# the run on what the quarantined versions leave inconsistent (the run then ends failed, by design).
+FAULTS ?=
 # The warehouse and the landing folder default to DATA_DIR; the Dagster instance (run history, pool limits) lives
 # in .dagster_home, set up from orchestration/dagster.yaml.
 export WAREHOUSE_PATH ?= $(abspath $(DATA_DIR))/warehouse.duckdb
 export LANDING_DIR ?= $(abspath $(DATA_DIR))/landing
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+# Great Expectations' project and HTML Data Docs
+export QUALITY_DIR ?= $(abspath $(DATA_DIR))/quality
 # The packages are used from the checkout (not installed), also by the worker processes the loaders start.
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
@@ -40,10 +43,12 @@ dagster-home:
 	@mkdir -p $(DAGSTER_HOME)
 	@cp orchestration/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
-## materialize: run the refresh job once over DATA_DIR (ingest new files, build and test the dbt models), then the docs
+## materialize: run the refresh job once over DATA_DIR (ingest new files, build and test the dbt models, run the
+## data-quality suites and build their Data Docs), then the dbt docs
 materialize: $(STAMP) dagster-home
 	$(BIN)/dagster job execute -m orchestration.definitions -j refresh -c orchestration/run_config.yaml
 	$(BIN)/python -m orchestration.lib.report --warehouse $(WAREHOUSE_PATH)
+	@echo "Data Docs: $(QUALITY_DIR)/gx/uncommitted/data_docs/local_site/index.html"
 	$(BIN)/dbt docs generate --project-dir dbt_project --profiles-dir dbt_project --quiet
 	@echo "dbt docs: dbt_project/target/index.html (serve with: $(BIN)/dbt docs serve --project-dir dbt_project --profiles-dir dbt_project)"
 

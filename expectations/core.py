@@ -23,6 +23,8 @@ from typing import Any
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # no usage statistics leave the machine
 
 import great_expectations as gx  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 import great_expectations.expectations as gxe  # noqa: E402
 from great_expectations.expectations.metadata_types import FailureSeverity  # noqa: E402
 
@@ -151,6 +153,8 @@ def _plain(value: Any) -> Any:
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
+    if isinstance(value, np.datetime64):
+        value = pd.Timestamp(value).to_pydatetime()
     if hasattr(value, "item") and not isinstance(value, str | bytes):
         try:
             value = value.item()
@@ -160,6 +164,8 @@ def _plain(value: Any) -> Any:
         return None
     if isinstance(value, Decimal):
         return float(value)
+    if isinstance(value, datetime) and value.tzinfo is None and value.time() == datetime.min.time():
+        return value.date().isoformat()  # a DATE column, which pandas holds as a naive midnight timestamp
     if isinstance(value, datetime | date):
         return value.isoformat()
     if value is None or isinstance(value, bool | int | float | str):

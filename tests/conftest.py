@@ -39,6 +39,21 @@ def tiny_faulty_warehouse(tiny_faulty_world: Path, tmp_path_factory: pytest.Temp
     return _ingested(tiny_faulty_world, tmp_path_factory.mktemp("warehouse_faults") / "warehouse.duckdb")
 
 
+@pytest.fixture(scope="session")
+def tiny_marts(tiny_warehouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The clean tiny warehouse with every dbt model built and tested (`dbt build`); the run's artifacts sit next
+    to it in `target/`."""
+    import shutil
+
+    from tests.test_warehouse import dbt
+
+    folder = tmp_path_factory.mktemp("marts")
+    database = folder / "warehouse.duckdb"
+    shutil.copy(tiny_warehouse, database)
+    dbt(["build"], database, folder / "target")
+    return database
+
+
 def _ingested(world: Path, database: Path) -> Path:
     import duckdb
 

@@ -16,7 +16,8 @@ from orchestration.definitions import defs
 from orchestration.defs.ingest.assets import calendars, csv_assets
 from orchestration.defs.ingest.checks import ingest_checks
 from orchestration.defs.ingest.sensors import landing_fingerprint, new_landing_files
-from orchestration.defs.resources import WAREHOUSE_POOL, Landing
+from orchestration.defs.quality.checks import quality_checks
+from orchestration.defs.resources import WAREHOUSE_POOL, Landing, WarehouseBuild
 from orchestration.defs.transform.assets import warehouse_models
 from orchestration.lib.dbt_project import dbt_cli
 from tests.test_warehouse import MARTS
@@ -62,11 +63,11 @@ def test_dbt_tests_are_asset_checks_on_the_models(definitions: dg.Definitions) -
 
 
 def test_every_asset_that_writes_to_the_warehouse_is_in_the_one_writer_pool(definitions: dg.Definitions) -> None:
-    writers = [*csv_assets, calendars, warehouse_models, *ingest_checks]
-    assert {key for assets in writers[: -len(ingest_checks)] for key in assets.keys} == set(
-        definitions.resolve_all_asset_keys()
-    ) - {dg.AssetKey(["raw", "load_ledger"])}
-    for definition in writers:
+    assets = [*csv_assets, calendars, *warehouse_models]
+    assert {key for definition in assets for key in definition.keys} == set(definitions.resolve_all_asset_keys()) - {
+        dg.AssetKey(["raw", "load_ledger"])
+    }
+    for definition in [*assets, *ingest_checks, *quality_checks]:
         assert definition.op.pool == WAREHOUSE_POOL, definition.op.name
     pool_file = Path("orchestration/dagster.yaml").read_text()
     assert "default_limit: 1" in pool_file
@@ -141,7 +142,7 @@ def test_materializing_the_dbt_assets_builds_the_marts_and_reports_the_dbt_tests
     database = tmp_path / "warehouse.duckdb"
     shutil.copy(tiny_warehouse, database)
     monkeypatch.setenv("WAREHOUSE_PATH", str(database))  # dbt_project/profiles.yml reads it
-    result = dg.materialize([warehouse_models], resources={"dbt": dbt_cli()})
+    result = dg.materialize(warehouse_models, resources={"dbt": dbt_cli(), "warehouse_build": WarehouseBuild()})
     assert result.success
     materialized = {event.asset_key.to_user_string() for event in result.get_asset_materialization_events()}
     assert {f"marts/{name}" for name in MARTS} <= materialized

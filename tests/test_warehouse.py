@@ -36,17 +36,6 @@ def dbt(args: list[str], warehouse: Path, target: Path) -> subprocess.CompletedP
     return result
 
 
-@pytest.fixture(scope="session")
-def tiny_marts(tiny_warehouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The clean tiny warehouse with every dbt model built and tested (`dbt build`); the run's artifacts sit next
-    to it in `target/`."""
-    folder = tmp_path_factory.mktemp("marts")
-    database = folder / "warehouse.duckdb"
-    shutil.copy(tiny_warehouse, database)
-    dbt(["build"], database, folder / "target")
-    return database
-
-
 def fiscal_period(day: dt.date) -> str:
     year = day.year + (1 if FISCAL_YEAR_START_MONTH > 1 and day.month >= FISCAL_YEAR_START_MONTH else 0)
     return f"FY{year}-Q{(day.month - FISCAL_YEAR_START_MONTH) % 12 // 3 + 1}"

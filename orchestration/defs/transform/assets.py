@@ -18,9 +18,9 @@ LAYERS = mart_layers(project.manifest_path)
 
 
 def _layer(number: int, models: list[str]) -> dg.AssetsDefinition:
-    # layer 0 is everything but the later layers' marts (staging, intermediate, seeds, marts reading no mart)
-    later = [name for layer in LAYERS[1:] for name in layer]
-    selection = {"exclude": " ".join(later)} if number == 0 else {"select": " ".join(models)}
+    # layer 0 also holds the seeds, staging and intermediate models; selected by path rather than by excluding the
+    # later marts, since an exclusion would leave their tests selected (dagster-dbt selects `fqn:*`, tests included)
+    foundation = ["path:seeds", "path:models/staging", "path:models/intermediate"] if number == 0 else []
 
     @dbt_assets(
         manifest=project.manifest_path,
@@ -28,7 +28,7 @@ def _layer(number: int, models: list[str]) -> dg.AssetsDefinition:
         dagster_dbt_translator=WarehouseTranslator(),
         pool=WAREHOUSE_POOL,
         name=f"warehouse_models_{number}",
-        **selection,
+        select=" ".join([*foundation, *models]),
     )
     def layer(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse_build: WarehouseBuild):
         """One layer of dbt models (grain in each model's description), built and tested by `dbt build`."""

@@ -1,0 +1,333 @@
+"""Data quality: the Great Expectations suites pass a clean world, catch each planted or corrupted defect with the
+check meant for it and name the offending rows; as Dagster asset checks, a failing ERROR check stops the assets
+built from its table, and the Data Docs are built."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+from dagster_duckdb import DuckDBResource
+
+from expectations import raw_suites
+from expectations.core import ERROR, WARN, SuiteResult, TableSuite, Validator
+from expectations.forecasts import forecast_suite
+from orchestration.defs.quality.checks import quality_checks
+from orchestration.defs.resources import Quality, WarehouseBuild
+from orchestration.defs.transform.assets import warehouse_models
+from orchestration.lib.dbt_project import dbt_cli, run_dbt
+from orchestration.lib.quality import all_suites, raw_schemas
+from orchestration.lib.run import ingest_everything
+from tests.test_orchestration import RAW_TABLES
+from tests.test_warehouse import MARTS
+
+
+@pytest.fixture(scope="module")
+def validator() -> Validator:
+    return Validator()  # in memory: these tests read results, not Data Docs
+
+
+def suite_for(table: str) -> TableSuite:
+    return next(suite for suite in all_suites() if suite.name == table)
+
+
+def run(validator: Validator, database: Path, table: str) -> SuiteResult:
+    with duckdb.connect(str(database), read_only=True) as con:
+        return validator.run(con, suite_for(table), build_docs=False)
+
+
+def failing(result: SuiteResult) -> dict[str, list[dict]]:
+    """Failing checks of a result: check name -> example rows."""
+    return {outcome.check: outcome.examples for outcome in result.failed}
+
+
+@pytest.fixture
+def corrupted(tiny_marts: Path, tmp_path: Path) -> Path:
+    """A copy of the built tiny warehouse, for a test to damage."""
+    database = tmp_path / "warehouse.duckdb"
+    shutil.copy(tiny_marts, database)
+    return database
+
+
+def test_every_raw_table_and_every_mart_has_a_suite() -> None:
+    tables = {suite.name for suite in all_suites()}
+    assert {f"raw.{table}" for table in RAW_TABLES} <= tables
+    assert {f"marts.{mart}" for mart in MARTS if not mart.startswith("dim_")} <= tables
+
+
+def test_the_clean_tiny_world_passes_every_suite(tiny_marts: Path, validator: Validator) -> None:
+    with duckdb.connect(str(tiny_marts), read_only=True) as con:
+        results = [validator.run(con, suite, build_docs=False) for suite in all_suites()]
+    failures = {result.suite: [(o.check, o.error, o.examples[:2]) for o in result.failed] for result in results}
+    assert {suite: failed for suite, failed in failures.items() if failed} == {}
+    assert sum(len(result.outcomes) for result in results) > 150
+
+
+def test_a_negative_booking_is_caught_and_named(corrupted: Path, validator: Validator) -> None:
+    with duckdb.connect(str(corrupted)) as con:
+        booking = con.execute("select booking_id from marts.fct_bookings order by booking_id limit 1").fetchone()[0]
+        con.execute("update marts.fct_bookings set amount = -amount where booking_id = ?", [booking])
+    failed = failing(run(validator, corrupted, "marts.fct_bookings"))
+    assert set(failed) == {"amount_non_negative"}
+    assert [row["booking_id"] for row in failed["amount_non_negative"]] == [booking]
+
+
+def test_a_negative_deal_amount_is_caught_on_the_opportunity(corrupted: Path, validator: Validator) -> None:
+    with duckdb.connect(str(corrupted)) as con:
+        deal = con.execute("select min(opportunity_id) from marts.fct_opportunity where amount > 0").fetchone()[0]
+        con.execute("update marts.fct_opportunity set amount = -amount where opportunity_id = ?", [deal])
+    failed = failing(run(validator, corrupted, "marts.fct_opportunity"))
+    assert set(failed) == {"amount_non_negative"}
+    assert failed["amount_non_negative"][0]["opportunity_id"] == deal
+
+
+def test_an_activity_with_no_rep_is_caught_and_named(corrupted: Path, validator: Validator) -> None:
+    with duckdb.connect(str(corrupted)) as con:
+        activity = con.execute("select min(activity_id) from marts.fct_activity where is_customer_facing").fetchone()[0]
+        con.execute("update marts.fct_activity set rep_id = null where activity_id = ?", [activity])
+    failed = failing(run(validator, corrupted, "marts.fct_activity"))
+    assert set(failed) == {"customer_facing_activity_has_rep"}
+    assert failed["customer_facing_activity_has_rep"][0]["activity_id"] == activity
+
+
+def test_overlapping_stage_visits_are_caught_and_named(corrupted: Path, validator: Validator) -> None:
+    with duckdb.connect(str(corrupted)) as con:
+        deal = con.execute(
+            "select min(opportunity_id) from marts.fct_opportunity_stage_history where visit_number = 2"
+        ).fetchone()[0]
+        # the second visit now starts an hour before the first one ends
+        con.execute(
+            "update marts.fct_opportunity_stage_history set entered_at = entered_at - interval 1 hour "
+            "where opportunity_id = ? and visit_number = 2",
+            [deal],
+        )
+    failed = failing(run(validator, corrupted, "marts.fct_opportunity_stage_history"))
+    assert set(failed) == {"stage_visits_do_not_overlap"}
+    assert failed["stage_visits_do_not_overlap"] == [
+        {"opportunity_id": deal, "visit_number": 1, "seconds_to_next_visit": -3600.0}
+    ]
+
+
+def test_a_hole_between_stage_visits_breaks_the_cover_of_the_deals_life(corrupted: Path, validator: Validator) -> None:
+    with duckdb.connect(str(corrupted)) as con:
+        deal = con.execute(
+            "select min(opportunity_id) from marts.fct_opportunity_stage_history where visit_number = 2"
+        ).fetchone()[0]
+        con.execute(
+            "update marts.fct_opportunity_stage_history set entered_at = entered_at + interval 1 hour "
+            "where opportunity_id = ? and visit_number = 2",
+            [deal],
+        )
+    failed = failing(run(validator, corrupted, "marts.fct_opportunity_stage_history"))
+    assert set(failed) == {"stage_visits_cover_deal_life"}
+    assert failed["stage_visits_cover_deal_life"][0]["opportunity_id"] == deal
+
+
+def test_bookings_off_by_one_won_deal_are_caught_and_the_deal_named(corrupted: Path, validator: Validator) -> None:
+    with duckdb.connect(str(corrupted)) as con:
+        deal = con.execute("select min(opportunity_id) from marts.fct_bookings").fetchone()[0]
+        con.execute("delete from marts.fct_bookings where opportunity_id = ?", [deal])
+    failed = failing(run(validator, corrupted, "marts.fct_bookings"))
+    assert set(failed) == {"bookings_reconcile_with_won_deals"}
+    assert failed["bookings_reconcile_with_won_deals"] == [
+        {"opportunity_id": deal, "bookings": 0, "won_in_fct_opportunity": True, "reconciled": False}
+    ]
+
+
+def test_the_latest_pipeline_day_off_by_one_open_deal_is_caught(corrupted: Path, validator: Validator) -> None:
+    with duckdb.connect(str(corrupted)) as con:
+        deal = con.execute("select min(opportunity_id) from marts.fct_opportunity where not is_closed").fetchone()[0]
+        con.execute(
+            "delete from marts.fct_pipeline_daily where opportunity_id = ? "
+            "and pipeline_date = (select max(pipeline_date) from marts.fct_pipeline_daily)",
+            [deal],
+        )
+    failed = failing(run(validator, corrupted, "marts.fct_pipeline_daily"))
+    assert set(failed) == {"latest_day_reconciles_with_open_deals"}
+    assert failed["latest_day_reconciles_with_open_deals"][0]["opportunity_id"] == deal
+
+
+def test_a_duplicated_mart_row_is_caught_by_the_dbt_key_test(corrupted: Path, tmp_path: Path) -> None:
+    # Keys belong to dbt (no check is written twice): the duplicate fails `unique` on the mart's key.
+    with duckdb.connect(str(corrupted)) as con:
+        con.execute("insert into marts.fct_bookings select * from marts.fct_bookings order by booking_id limit 1")
+    result = run_dbt(["test", "--select", "fct_bookings,test_name:unique"], corrupted, target_path=tmp_path / "target")
+    assert result.returncode == 1
+    assert "FAIL 1 unique_fct_bookings_booking_id" in result.stdout
+
+
+def test_a_rate_outside_0_and_1_is_caught(corrupted: Path, validator: Validator) -> None:
+    with duckdb.connect(str(corrupted)) as con:
+        con.execute("update marts.fct_rep_daily_activity set connect_rate = 1.5 where rowid = 0")
+    failed = failing(run(validator, corrupted, "marts.fct_rep_daily_activity"))
+    assert set(failed) == {"connect_rate_between_0_and_1"}
+
+
+def test_a_missing_table_fails_its_checks_with_the_reason(tmp_path: Path, validator: Validator) -> None:
+    empty = tmp_path / "empty.duckdb"
+    duckdb.connect(str(empty)).close()
+    result = run(validator, empty, "marts.fct_bookings")
+    assert result.outcomes and not any(outcome.passed for outcome in result.outcomes)
+    assert all("fct_bookings" in (outcome.error or "") for outcome in result.outcomes)
+
+
+def test_forecast_intervals_out_of_order_are_caught(tmp_path: Path, validator: Validator) -> None:
+    database = tmp_path / "forecast.duckdb"
+    with duckdb.connect(str(database)) as con:
+        con.execute("create schema ml")
+        con.execute(
+            "create table ml.revenue_forecast as select * from (values "
+            "('FY2026-Q1', 10.0, 20.0, 30.0), ('FY2026-Q2', 25.0, 20.0, 30.0), ('FY2026-Q3', 1.0, 2.0, 2.0)"
+            ") as t(fiscal_period, p10, p50, p90)"
+        )
+        result = validator.run(con, forecast_suite("ml", "revenue_forecast", ("fiscal_period",)), build_docs=False)
+    assert failing(result) == {"p10_at_most_p50": [{"fiscal_period": "FY2026-Q2", "p50": 20.0, "p10": 25.0}]}
+
+
+# --- the raw suites against the planted defects of `simulator generate --faults` ---
+
+# How a planted row fault would look in raw.* had ingestion let it through (ingestion quarantines it), and the raw
+# check meant to catch it there: (table, id column, file of the fault, SQL applying it to the record, check).
+LET_THROUGH = {
+    "negative_amount": ("opportunity", "Id", "/Opportunity.csv",
+                        'update raw.opportunity set "Amount" = -abs("Amount") where "Id" = $id', "Amount_in_range"),
+    "missing_amount": ("opportunity", "Id", "/Opportunity.csv",
+                       'update raw.opportunity set "Amount" = null where "Id" = $id', "Amount_null_rate"),
+    "unknown_stage": ("opportunity", "Id", "/Opportunity.csv",
+                      """update raw.opportunity set "StageName" = 'Verbal Commit' where "Id" = $id""",
+                      "StageName_in_value_set"),
+    # a call exists once, so the quarantined record is let in: a loaded call's row under its id, 3 years ahead
+    "future_dated": ("phone_calls", "call_id", ".csv",
+                     "insert into raw.phone_calls select * replace ($id as call_id, "
+                     "started_at + interval 3 year as started_at) from raw.phone_calls order by call_id limit 1",
+                     "started_at_not_after_export"),
+}  # fmt: skip
+
+
+def planted(world: Path, fault: str, file_suffix: str) -> list[str]:
+    with open(world / "truth" / "faults.csv", newline="") as handle:
+        return [row["record_id"] for row in csv.DictReader(handle)
+                if row["fault_type"] == fault and row["file"].endswith(file_suffix)]  # fmt: skip
+
+
+@pytest.mark.parametrize("fault", sorted(LET_THROUGH))
+def test_each_planted_fault_let_through_to_raw_is_caught_by_its_check(
+    fault: str, tiny_faulty_world: Path, tiny_faulty_warehouse: Path, tmp_path: Path, validator: Validator
+) -> None:
+    table, id_column, file_suffix, apply, check = LET_THROUGH[fault]
+    database = tmp_path / "warehouse.duckdb"
+    shutil.copy(tiny_faulty_warehouse, database)
+    before = run(validator, database, f"raw.{table}")
+    with duckdb.connect(str(database)) as con:
+        exists = f'select count(*) from raw.{table} where "{id_column}" = ?'
+        records = planted(tiny_faulty_world, fault, file_suffix)
+        if apply.startswith("update"):  # damage the loaded versions of the planted records
+            records = [record for record in records if con.execute(exists, [record]).fetchone()[0]]
+        assert records, f"the faulty world planted no {fault} to let through"
+        for record in records:
+            con.execute(apply, {"id": record})
+    after = run(validator, database, f"raw.{table}")
+    assert not before.failed, "ingestion quarantined the planted faults, so raw.* passes"
+    assert set(failing(after)) == {check}
+    named = {row[id_column] for row in failing(after)[check]}
+    assert named and named <= set(records)
+
+
+def test_the_faulty_world_loads_clean_raw_tables_and_quarantines_the_defects(
+    tiny_faulty_warehouse: Path, validator: Validator
+) -> None:
+    with duckdb.connect(str(tiny_faulty_warehouse), read_only=True) as con:
+        results = [validator.run(con, suite, build_docs=False) for suite in raw_suites(raw_schemas())]
+        quarantined = con.execute("select count(*) from quarantine.opportunity").fetchone()[0]
+    assert {r.suite: [o.check for o in r.failed] for r in results if r.failed} == {}
+    assert quarantined > 0
+
+
+def test_a_drop_with_90_percent_fewer_rows_is_flagged(tiny_world: Path, tmp_path: Path, validator: Validator) -> None:
+    world = tmp_path / "world"
+    shutil.copytree(tiny_world / "landing", world / "landing")
+    latest = sorted((world / "landing" / "crm").iterdir())[-1] / "Task.csv"
+    with open(latest, newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    kept = rows[: 1 + max(1, (len(rows) - 1) // 20)]  # the header and 5 % of the records
+    with open(latest, "w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows(kept)
+    database = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(database)) as con:
+        ingest_everything(con, world / "landing")
+    outcome = next(o for o in run(validator, database, "raw.task").outcomes if o.check == "volume_vs_trailing_loads")
+    assert not outcome.passed and outcome.severity == WARN
+    assert outcome.examples[0]["export_date"] == latest.parent.name
+
+
+def test_a_source_that_stopped_exporting_is_flagged_stale(
+    tiny_warehouse: Path, tmp_path: Path, validator: Validator
+) -> None:
+    database = tmp_path / "warehouse.duckdb"
+    shutil.copy(tiny_warehouse, database)
+    with duckdb.connect(str(database)) as con:
+        newest = con.execute("select max(export_date) from raw.load_ledger where source = 'phone'").fetchone()[0]
+        con.execute("delete from raw.load_ledger where source = 'phone' and export_date = ?", [newest])
+    outcome = next(o for o in run(validator, database, "raw.phone_calls").outcomes if o.check == "phone_freshness")
+    assert not outcome.passed and outcome.severity == WARN and outcome.observed_value is None
+    assert outcome.examples[0]["source"] == "phone"
+
+
+# --- as Dagster asset checks ---
+
+
+def test_error_checks_are_blocking_and_warn_checks_are_not() -> None:
+    specs = [spec for checks in quality_checks for spec in checks.check_specs]
+    assert specs and all(spec.blocking for spec in specs if spec.key.name.endswith("_non_negative"))
+    warn = {spec.key.name for spec in specs if not spec.blocking}
+    assert {"volume_vs_trailing_loads", "crm_freshness", "attributed_share"} <= warn
+    by_severity = {severity: 0 for severity in (ERROR, WARN)}
+    for suite in all_suites():
+        for spec in suite.checks():
+            by_severity[spec.severity] += 1
+    assert by_severity[ERROR] > 100 and by_severity[WARN] > 10
+
+
+@pytest.fixture
+def faulty_run(tiny_faulty_warehouse: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The dbt models and the mart checks materialized in Dagster on the faulty tiny world."""
+    database = tmp_path / "warehouse.duckdb"
+    shutil.copy(tiny_faulty_warehouse, database)
+    monkeypatch.setenv("WAREHOUSE_PATH", str(database))
+    mart_checks = [checks for checks in quality_checks if next(iter(checks.check_keys)).asset_key.path[0] == "marts"]
+    result = dg.materialize(
+        [*warehouse_models, *mart_checks],
+        resources={
+            "dbt": dbt_cli(),
+            "warehouse": DuckDBResource(database=str(database)),
+            "warehouse_build": WarehouseBuild(),
+            "quality": Quality(path=str(tmp_path / "quality")),
+        },
+        raise_on_error=False,
+    )
+    return result, tmp_path / "quality"
+
+
+def test_a_failing_error_check_stops_the_marts_built_from_its_table(faulty_run) -> None:
+    result, quality = faulty_run
+    assert not result.success
+    failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
+    assert failed and all(e.severity == dg.AssetCheckSeverity.ERROR for e in failed)
+    failed_assets = {e.asset_key.to_user_string() for e in failed}
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    # the first layer was built and checked; what reads a table with a failing check was not built
+    assert "marts/fct_opportunity_stage_history" in materialized
+    assert failed_assets & {"marts/fct_opportunity_stage_history", "marts/fct_pipeline_daily"}
+    assert not {"marts/fct_stage_conversion", "marts/mart_rep_performance"} & materialized
+    for evaluation in failed:
+        metadata = evaluation.metadata
+        assert metadata["rows_failing"].value > 0
+        examples = metadata["example_failing_rows"].value
+        assert examples and all(row.get("opportunity_id") for row in examples)
+        assert metadata["expectation"].value.startswith("expect_")
+        assert metadata["data_docs"].value.startswith("file://")
+    assert (quality / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html").exists()
