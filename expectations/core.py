@@ -23,9 +23,9 @@ from typing import Any
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # no usage statistics leave the machine
 
 import great_expectations as gx  # noqa: E402
+import great_expectations.expectations as gxe  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import great_expectations.expectations as gxe  # noqa: E402
 from great_expectations.expectations.metadata_types import FailureSeverity  # noqa: E402
 
 ERROR = "error"
