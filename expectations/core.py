@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -141,6 +142,7 @@ class SuiteResult:
     outcomes: list[CheckOutcome]
     rows: dict[str, int]  # batch name -> rows validated
     docs_url: str | None = None
+    seconds: dict[str, float] = field(default_factory=dict)  # "<batch>.query" and "<batch>.validate" -> wall time
 
     @property
     def failed(self) -> list[CheckOutcome]:
@@ -232,17 +234,23 @@ class Validator:
     def run(self, con, suite: TableSuite, build_docs: bool = True) -> SuiteResult:
         outcomes: list[CheckOutcome] = []
         rows: dict[str, int] = {}
+        seconds: dict[str, float] = {}
         for batch in suite.batches:
             name = f"{suite.name}.{batch.name}"
             try:
+                started = time.perf_counter()
                 frame = con.execute(batch.sql).df()
+                seconds[f"{batch.name}.query"] = time.perf_counter() - started
             except Exception as error:  # a missing table or column fails every check of the batch, by name
                 outcomes += [self._not_run(e, f"{type(error).__name__}: {error}") for e in batch.expectations]
                 continue
             rows[batch.name] = len(frame)
+            started = time.perf_counter()
             outcomes += self._validate(con, name, batch, frame, build_docs)
+            seconds[f"{batch.name}.validate"] = time.perf_counter() - started
+            del frame
         docs = self.docs_index()
-        return SuiteResult(suite.name, outcomes, rows, docs.as_uri() if docs and docs.exists() else None)
+        return SuiteResult(suite.name, outcomes, rows, docs.as_uri() if docs and docs.exists() else None, seconds)
 
     def _validate(self, con, name: str, batch: Batch, frame, build_docs: bool) -> list[CheckOutcome]:
         asset = self._asset(name)

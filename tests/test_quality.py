@@ -5,6 +5,7 @@ built from its table, and the Data Docs are built."""
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from expectations.forecasts import forecast_suite
 from orchestration.defs.quality.checks import quality_checks
 from orchestration.defs.resources import Quality, WarehouseBuild
 from orchestration.defs.transform.assets import warehouse_models
-from orchestration.lib.dbt_project import dbt_cli, run_dbt
+from orchestration.lib.dbt_project import compiled_tests, dbt_cli, failing_rows, run_dbt
 from orchestration.lib.quality import all_suites, raw_schemas
 from orchestration.lib.run import ingest_everything
 from tests.test_orchestration import RAW_TABLES
@@ -151,13 +152,20 @@ def test_the_latest_pipeline_day_off_by_one_open_deal_is_caught(corrupted: Path,
     assert failed["latest_day_reconciles_with_open_deals"][0]["opportunity_id"] == deal
 
 
-def test_a_duplicated_mart_row_is_caught_by_the_dbt_key_test(corrupted: Path, tmp_path: Path) -> None:
-    # Keys belong to dbt (no check is written twice): the duplicate fails `unique` on the mart's key.
+def test_a_duplicated_mart_row_is_caught_by_the_dbt_key_test_and_named(corrupted: Path, tmp_path: Path) -> None:
+    # Keys belong to dbt (no check is written twice): the duplicate fails `unique` on the mart's key, and the
+    # dbt asset step names the failing rows from the test's own query (`with_failing_rows`).
     with duckdb.connect(str(corrupted)) as con:
-        con.execute("insert into marts.fct_bookings select * from marts.fct_bookings order by booking_id limit 1")
-    result = run_dbt(["test", "--select", "fct_bookings,test_name:unique"], corrupted, target_path=tmp_path / "target")
+        booking = con.execute("select min(booking_id) from marts.fct_bookings").fetchone()[0]
+        con.execute("insert into marts.fct_bookings select * from marts.fct_bookings where booking_id = ?", [booking])
+    target = tmp_path / "target"
+    result = run_dbt(["test", "--select", "fct_bookings,test_name:unique"], corrupted, target_path=target)
     assert result.returncode == 1
     assert "FAIL 1 unique_fct_bookings_booking_id" in result.stdout
+    tests = compiled_tests(json.loads((target / "run_results.json").read_text()))
+    (unique_test,) = [sql for test, sql in tests.items() if "unique_fct_bookings_booking_id" in test]
+    with duckdb.connect(str(corrupted), read_only=True) as con:
+        assert failing_rows(con, unique_test) == [{"unique_field": booking, "n_records": 2}]
 
 
 def test_a_rate_outside_0_and_1_is_caught(corrupted: Path, validator: Validator) -> None:
@@ -331,3 +339,31 @@ def test_a_failing_error_check_stops_the_marts_built_from_its_table(faulty_run) 
         assert metadata["expectation"].value.startswith("expect_")
         assert metadata["data_docs"].value.startswith("file://")
     assert (quality / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html").exists()
+
+
+@pytest.fixture(scope="module")
+def clean_demo_run(tmp_path_factory: pytest.TempPathFactory):
+    """The `refresh` job (ingest, dbt, every check) as `make demo` runs it, on a clean `demo` world."""
+    from orchestration.definitions import defs
+    from simulator.world import Progress, generate
+
+    folder = tmp_path_factory.mktemp("demo_clean")
+    generate("demo", 7, folder, progress=Progress(quiet=True))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("WAREHOUSE_PATH", str(folder / "warehouse.duckdb"))
+        patch.setenv("LANDING_DIR", str(folder / "landing"))
+        patch.setenv("QUALITY_DIR", str(folder / "quality"))
+        job = defs().resolve_job_def("refresh")
+        result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    return result, folder
+
+
+def test_a_clean_demo_world_passes_every_check(clean_demo_run) -> None:
+    result, folder = clean_demo_run
+    evaluations = result.get_asset_check_evaluations()
+    failed = {(e.asset_key.to_user_string(), e.check_name): e.metadata for e in evaluations if not e.passed}
+    assert failed == {} and result.success
+    quality_names = {(suite.asset, spec.name) for suite in all_suites() for spec in suite.checks()}
+    evaluated = {(tuple(e.asset_key.path), e.check_name) for e in evaluations}
+    assert quality_names <= evaluated, "every suite ran on its table"
+    assert (folder / "quality" / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html").exists()

@@ -69,6 +69,31 @@ def build_args(as_of_date: str | None = None, full_refresh: bool = False) -> lis
     return args
 
 
+def compiled_tests(run_results: Mapping[str, Any]) -> dict[str, str]:
+    """The SQL each dbt test ran, by the test's unique id (from a run's run_results.json)."""
+    return {
+        result["unique_id"]: result["compiled_code"]
+        for result in run_results.get("results", [])
+        if result["unique_id"].startswith("test.") and result.get("compiled_code")
+    }
+
+
+def failing_rows(con, test_sql: str, limit: int = 10) -> list[dict[str, Any]]:
+    """Up to `limit` rows a dbt test's query returns: the rows that make it fail, as JSON-ready dicts."""
+    try:
+        cursor = con.execute(f"select * from ({test_sql}) as failures limit {int(limit)}")
+    except Exception as error:  # the example rows are a help, never a reason to lose the check result
+        return [{"error": f"{type(error).__name__}: {error}"}]
+    names = [column[0] for column in cursor.description]
+    return [{name: _json_value(value) for name, value in zip(names, row, strict=True)} for row in cursor.fetchall()]
+
+
+def _json_value(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
 def mart_layers(manifest_path: Path | str) -> list[list[str]]:
     """Mart models grouped by how many marts stand between them and the intermediate layer: layer 0 reads no mart,
     layer n reads at least one mart of layer n - 1. Each layer is built as its own step, so that a blocking check

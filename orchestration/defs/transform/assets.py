@@ -9,9 +9,17 @@ whole project, a failing check on `fct_opportunity` would arrive after `fct_book
 
 import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
+from dagster_duckdb import DuckDBResource
 
 from orchestration.defs.resources import WAREHOUSE_POOL, WarehouseBuild
-from orchestration.lib.dbt_project import WarehouseTranslator, build_args, mart_layers, prepared_project
+from orchestration.lib.dbt_project import (
+    WarehouseTranslator,
+    build_args,
+    compiled_tests,
+    failing_rows,
+    mart_layers,
+    prepared_project,
+)
 
 project = prepared_project()
 LAYERS = mart_layers(project.manifest_path)
@@ -30,12 +38,40 @@ def _layer(number: int, models: list[str]) -> dg.AssetsDefinition:
         name=f"warehouse_models_{number}",
         select=" ".join([*foundation, *models]),
     )
-    def layer(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse_build: WarehouseBuild):
+    def layer(
+        context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse_build: WarehouseBuild,
+        warehouse: DuckDBResource,
+    ):  # fmt: skip
         """One layer of dbt models (grain in each model's description), built and tested by `dbt build`."""
-        args = build_args(warehouse_build.as_of_date, warehouse_build.full_refresh)
-        yield from dbt.cli(args, context=context).stream()
+        invocation = dbt.cli(build_args(warehouse_build.as_of_date, warehouse_build.full_refresh), context=context)
+        failed = []
+        for event in invocation.stream():
+            if isinstance(event, dg.AssetCheckResult) and not event.passed:
+                failed.append(event)  # named once dbt has exited and closed the warehouse file
+            else:
+                yield event
+        yield from with_failing_rows(failed, invocation, warehouse)
 
     return layer
+
+
+def with_failing_rows(failed: list[dg.AssetCheckResult], invocation, warehouse: DuckDBResource):
+    """Failed dbt tests with up to ten of the rows each test's query returned (a duplicated key, an orphan id)."""
+    if not failed:
+        return
+    sql_by_test = compiled_tests(invocation.get_artifact("run_results.json"))
+    with warehouse.get_connection() as con:
+        for result in failed:
+            sql = sql_by_test.get(str(getattr(result.metadata.get("unique_id"), "value", "")))
+            examples = failing_rows(con, sql) if sql else []
+            yield dg.AssetCheckResult(
+                asset_key=result.asset_key,
+                check_name=result.check_name,
+                passed=False,
+                severity=result.severity,
+                description=result.description,
+                metadata={**result.metadata, "example_failing_rows": dg.MetadataValue.json(examples)},
+            )
 
 
 warehouse_models = [_layer(number, models) for number, models in enumerate(LAYERS)]
