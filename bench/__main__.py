@@ -4,7 +4,9 @@ Stages run one after another, each in its own process, on a fresh world under `-
 `--reuse` skips generating when that folder already holds a world (kept with `--keep`) and measures the rest on it
 with a new warehouse: the loader can be measured again without waiting for the simulator.
 After ingestion, `dbt build` runs on the warehouse, then `bench/floor.sql`, the bar dbt is measured against (see
-bench.dbt); after the next day's drop is ingested, `dbt build` runs again, incrementally.
+bench.dbt); then the Great Expectations suites (bench.quality): the largest fact table's suite on data frames (what
+the asset checks run) and as plain SQL (the in-database floor), and every suite; after the next day's drop is
+ingested, `dbt build` runs again, incrementally.
 Record results with the machine's core count in docs/benchmarks.md.
 """
 
@@ -17,7 +19,7 @@ import platform
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from simulator.__main__ import source_sizes
@@ -29,6 +31,7 @@ class StageResult:
     wall_seconds: float
     rows: int
     peak_rss_mb: float
+    detail: dict[str, float] = field(default_factory=dict)  # e.g. one model's time inside a dbt build
 
     @property
     def rows_per_second(self) -> float:
@@ -90,7 +93,9 @@ def run(preset: str, out: Path, seed: int, reuse: bool = False) -> list[StageRes
                                    generate["peak_rss_mb"]))  # fmt: skip
     results.extend(ingest_stages(out))
     results.append(transform_stage(out, "dbt build (full)", "build", "--full-refresh"))
+    results[-1].detail[LARGEST_FACT] = dbt_model_seconds(out, LARGEST_FACT) or 0.0
     results.append(transform_stage(out, "floor sql", "floor"))
+    results.extend(quality_stages(out))
     before = {p for p in (out / "landing").rglob("*") if p.is_file()}
     advance = measure([python, "-m", "simulator", "advance", "--days", "1", "--out", str(out), "--quiet"])
     results.append(StageResult("simulate: advance 1 day", advance["wall_seconds"],
@@ -129,6 +134,38 @@ def transform_stage(out: Path, label: str, mode: str, *options: str) -> StageRes
     return StageResult(label, result["wall_seconds"], result["counts"].get("ROWS", 0), result["peak_rss_mb"])
 
 
+LARGEST_FACT = "fct_pipeline_daily"  # the most rows of any mart at every preset (31.8 million deal-days at bench)
+
+
+def quality_stages(out: Path) -> list[StageResult]:
+    warehouse = str(out / "warehouse.duckdb")
+    results = []
+    for label, mode, options in (
+        (f"quality: {LARGEST_FACT} suite, GX on frames", "frames", ["--suite", f"marts.{LARGEST_FACT}"]),
+        (f"quality: {LARGEST_FACT} suite, SQL in DuckDB", "sql", ["--suite", f"marts.{LARGEST_FACT}"]),
+        ("quality: every suite, GX on frames", "frames", []),
+    ):
+        result = measure([sys.executable, "-m", "bench.quality", mode, "--warehouse", warehouse, *options])
+        # suite_seconds: inside the suites, without the process start and the GX import
+        suite_seconds = result["counts"].get("SUITE_MS", 0) / 1000
+        rows = result["counts"].get("ROWS", 0)
+        results.append(
+            StageResult(label, result["wall_seconds"], rows, result["peak_rss_mb"], {"suite_seconds": suite_seconds})
+        )
+    return results
+
+
+def dbt_model_seconds(out: Path, model: str) -> float | None:
+    """The execution time dbt recorded for `model` in the last build on this run's warehouse."""
+    path = out / "dbt_target" / "run_results.json"
+    if not path.exists():
+        return None
+    for result in json.loads(path.read_text())["results"]:
+        if result["unique_id"].startswith("model.") and result["unique_id"].endswith(f".{model}"):
+            return result["execution_time"]
+    return None
+
+
 def ratios(results: list[StageResult]) -> list[str]:
     """Loader time over floor time, per CSV source; dbt time over floor time, and an incremental build's time over
     a full one's; all from the same run."""
@@ -143,6 +180,14 @@ def ratios(results: list[StageResult]) -> list[str]:
         if measured and reference and reference.wall_seconds:
             ratio = measured.wall_seconds / reference.wall_seconds
             lines.append(f"- transform: {numerator} / {denominator} = {ratio:.2f}x")
+    model = by_stage.get("dbt build (full)")
+    suite = by_stage.get(f"quality: {LARGEST_FACT} suite, GX on frames")
+    if model and suite and model.detail.get(LARGEST_FACT):
+        built = model.detail[LARGEST_FACT]
+        lines.append(
+            f"- quality: {LARGEST_FACT} suite / its dbt build ({built:.1f} s) = "
+            f"{suite.detail['suite_seconds'] / built:.1%} in the suite, {suite.wall_seconds / built:.1%} as a process"
+        )
     return lines
 
 

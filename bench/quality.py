@@ -10,7 +10,9 @@ measured side by side, each in its own process under `bench.probe` for its peak 
 - `sql`: the same rules as DuckDB aggregates (a count of failing rows per expectation), no GX: the in-database
   floor, for the expectation types the suites use.
 
-Each prints one JSON line per suite: rows, seconds per batch (query to frame, GX validation) and failing rows.
+Each prints one JSON line per suite: rows, seconds per batch (query to frame, GX validation) and failing rows;
+then `ROWS=<rows validated>` and `SUITE_MS=<milliseconds in the suites>` (without the process start and the GX
+import, which a Dagster run pays once per process) for `python -m bench run`.
 """
 
 from __future__ import annotations
@@ -99,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     suites = [s for s in all_suites() if not args.suite or s.name in args.suite]
     if not suites:
         parser.error(f"no suite named {args.suite}")
+    rows = 0
+    suite_seconds = 0.0
     with duckdb.connect(str(args.warehouse), read_only=True) as con:
         validator = Validator() if args.mode == "frames" else None
         for suite in suites:
@@ -110,7 +114,11 @@ def main(argv: list[str] | None = None) -> int:
                 failing = {o.check: o.unexpected_count for o in result.failed}
                 report = {"suite": suite.name, "rows": result.rows, "seconds": result.seconds, "failing": failing}
             report["total_seconds"] = time.perf_counter() - started
+            rows += sum(report["rows"].values())
+            suite_seconds += report["total_seconds"]
             print(json.dumps(report), flush=True)
+    print(f"ROWS={rows}")
+    print(f"SUITE_MS={round(suite_seconds * 1000)}")
     return 0
 
 

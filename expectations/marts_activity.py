@@ -35,6 +35,8 @@ fct_activity = TableSuite(
             [
                 "duration_seconds",
                 "talk_seconds",
+                # a difference judged by a range: GX's column-pair rule is several times slower on large frames
+                "talk_seconds - duration_seconds as talk_beyond_call_seconds",
                 "cast(attribution_rule <> 'unattributed' as integer) as is_attributed",
             ],
             ["activity_id", "activity_type", "source_system"],
@@ -43,12 +45,10 @@ fct_activity = TableSuite(
                 non_negative("talk_seconds", "A call's talk time"),
                 expect(
                     "talk_within_duration",
-                    gxe.ExpectColumnPairValuesAToBeGreaterThanB,
+                    gxe.ExpectColumnValuesToBeBetween,
                     "A call's talk time is no longer than the call.",
-                    column_A="duration_seconds",
-                    column_B="talk_seconds",
-                    or_equal=True,
-                    ignore_row_if="either_value_is_missing",
+                    column="talk_beyond_call_seconds",
+                    max_value=0,
                 ),
                 expect(
                     "attributed_share",
