@@ -11,6 +11,9 @@ from expectations.raw_common import RawTable, raw_suite
 STAGES = ("Prospecting", "Qualification", "Proposal", "Closing", "Closed Won", "Closed Lost")
 FORECAST_CATEGORIES = ("Pipeline", "Best Case", "Commit", "Closed", "Omitted")
 CURRENCIES = ("USD", "EUR", "GBP")
+# Salesforce's default picklists
+LEAD_STATUSES = ("Open - Not Contacted", "Working - Contacted", "Closed - Converted", "Closed - Not Converted")
+TASK_STATUSES = ("Not Started", "In Progress", "Completed", "Waiting on someone else", "Deferred")
 DAY_SECONDS = 24 * 3600
 
 
@@ -32,7 +35,13 @@ def tables() -> tuple[RawTable, ...]:
             not_after_export=("CreatedDate",),
         ),
         RawTable("contact", ("Id",), required={"Id": 1.0, "AccountId": 0.95}, not_after_export=("CreatedDate",)),
-        RawTable("lead", ("Id",), required={"Id": 1.0, "Status": 0.99}, not_after_export=("CreatedDate",)),
+        RawTable(
+            "lead",
+            ("Id",),
+            required={"Id": 1.0, "Status": 0.99},
+            value_sets={"Status": LEAD_STATUSES},
+            not_after_export=("CreatedDate",),
+        ),
         RawTable(
             "opportunity",
             ("Id",),
@@ -66,6 +75,7 @@ def tables() -> tuple[RawTable, ...]:
             "task",
             ("Id",),
             required={"Id": 1.0, "OwnerId": 0.99},
+            value_sets={"Status": TASK_STATUSES, "TaskSubtype": ("Call", "Email", "Task", "ListEmail", "Cadence")},
             ranges={"CallDurationInSeconds": (0, DAY_SECONDS)},
             not_after_export=("CreatedDate",),
         ),

@@ -142,7 +142,12 @@ def test_materializing_the_dbt_assets_builds_the_marts_and_reports_the_dbt_tests
     database = tmp_path / "warehouse.duckdb"
     shutil.copy(tiny_warehouse, database)
     monkeypatch.setenv("WAREHOUSE_PATH", str(database))  # dbt_project/profiles.yml reads it
-    result = dg.materialize(warehouse_models, resources={"dbt": dbt_cli(), "warehouse_build": WarehouseBuild()})
+    resources = {
+        "dbt": dbt_cli(),
+        "warehouse_build": WarehouseBuild(),
+        "warehouse": DuckDBResource(database=str(database)),
+    }
+    result = dg.materialize(warehouse_models, resources=resources)
     assert result.success
     materialized = {event.asset_key.to_user_string() for event in result.get_asset_materialization_events()}
     assert {f"marts/{name}" for name in MARTS} <= materialized

@@ -367,3 +367,28 @@ def test_a_clean_demo_world_passes_every_check(clean_demo_run) -> None:
     evaluated = {(tuple(e.asset_key.path), e.check_name) for e in evaluations}
     assert quality_names <= evaluated, "every suite ran on its table"
     assert (folder / "quality" / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html").exists()
+
+
+def test_no_rule_is_written_in_both_dbt_and_great_expectations(tiny_marts: Path) -> None:
+    # dbt keeps keys, not-nulls, accepted values and relationships; a GX rule of the same kind on the same column
+    # of the same table would be the same check written twice.
+    manifest = json.loads((tiny_marts.parent / "target" / "manifest.json").read_text())
+    nodes = manifest["nodes"]
+    dbt_rules = set()
+    for test in nodes.values():
+        if test["resource_type"] != "test" or not test.get("column_name"):
+            continue
+        table = nodes[test["attached_node"]]
+        kind = {"not_null": "not_null", "accepted_values": "in_set"}.get(test["test_metadata"]["name"])
+        dbt_rules.add((f"{table['config']['schema']}.{table['name']}", test["column_name"], kind))
+    gx_kinds = {"expect_column_values_to_not_be_null": "not_null", "expect_column_values_to_be_in_set": "in_set"}
+    gx_rules = {
+        (batch.ids_from, expectation.configuration.kwargs["column"], gx_kinds[expectation.configuration.type])
+        for suite in all_suites()
+        for batch in suite.batches
+        if batch.ids_from  # rules on a table's own columns (not on a derived batch)
+        for expectation in batch.expectations
+        if expectation.configuration.type in gx_kinds
+    }
+    assert gx_rules and dbt_rules
+    assert gx_rules & dbt_rules == set()
