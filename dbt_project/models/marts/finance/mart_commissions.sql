@@ -159,6 +159,21 @@ paid as (
             else bookings_amount - accelerator_from_amount
         end as bookings_above_threshold
     from measured
+),
+
+paid_in_cents as (
+    select
+        rep_id,
+        sales_role,
+        fiscal_period,
+        plan_id,
+        quota_amount,
+        bookings_amount,
+        cast(base_amount as decimal(18, 2)) as base_amount,
+        cast(bookings_at_base_rate * commission_rate as decimal(18, 2)) as commission_amount,
+        cast(bookings_above_threshold * commission_rate * accelerator_multiplier as decimal(18, 2))
+            as accelerator_amount
+    from paid
 )
 
 select
@@ -171,13 +186,10 @@ select
     cast(quota_amount as decimal(18, 2)) as quota_amount,
     cast(bookings_amount as decimal(18, 2)) as bookings_amount,
     cast({{ safe_ratio('bookings_amount', 'quota_amount') }} as double) as attainment,
-    cast(base_amount as decimal(18, 2)) as base_amount,
-    cast(bookings_at_base_rate * commission_rate as decimal(18, 2)) as commission_amount,
-    cast(bookings_above_threshold * commission_rate * accelerator_multiplier as decimal(18, 2)) as accelerator_amount,
-    cast(
-        base_amount
-        + bookings_at_base_rate * commission_rate
-        + bookings_above_threshold * commission_rate * accelerator_multiplier
-        as decimal(18, 2)
-    ) as total_pay_amount
-from paid
+    base_amount,
+    commission_amount,
+    accelerator_amount,
+    -- the sum of the lines, each rounded to the cent, so that a pay statement adds up (rounding the exact sum
+    -- puts the total a cent off its lines for 32 of 23,705 rep-quarters at bench)
+    cast(base_amount + commission_amount + accelerator_amount as decimal(18, 2)) as total_pay_amount
+from paid_in_cents
