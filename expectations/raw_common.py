@@ -151,7 +151,8 @@ def _not_after_export(spec: RawTable) -> Batch:
 
 
 def volume_sql(table: str) -> str:
-    """Rows loaded per export date of `table`, against the median of the trailing loads before it."""
+    """Rows loaded per export date of `table` and per day since the export before it, against the median of the
+    trailing loads. Per day, so that a change of cadence (a daily drop after monthly ones) is not a volume drop."""
     return f"""
 with drops as (
     select export_date, sum(rows_loaded) as rows_loaded
@@ -159,22 +160,32 @@ with drops as (
     where table_name = '{table}' and status = 'loaded' and export_date is not null
     group by export_date
 ),
+per_day as (
+    select
+        export_date,
+        rows_loaded,
+        cast(rows_loaded as double)
+        / greatest(1, datediff('day', lag(export_date) over (order by export_date), export_date)) as rows_per_day
+    from drops
+),
 with_history as (
     select
         export_date,
         rows_loaded,
-        median(rows_loaded) over recent as trailing_median,
-        count(*) over recent as trailing_loads
-    from drops
+        rows_per_day,
+        median(rows_per_day) over recent as trailing_median_per_day,
+        count(rows_per_day) over recent as trailing_loads
+    from per_day
     window recent as (order by export_date rows between {TRAILING_LOADS} preceding and 1 preceding)
 )
 select
     export_date,
     rows_loaded,
-    trailing_median,
-    cast(rows_loaded as double) / trailing_median as share_of_trailing_median
+    rows_per_day,
+    trailing_median_per_day,
+    rows_per_day / trailing_median_per_day as share_of_trailing_median
 from with_history
-where trailing_loads >= {MIN_HISTORY} and trailing_median > 0
+where trailing_loads >= {MIN_HISTORY} and trailing_median_per_day > 0
 """
 
 
@@ -182,12 +193,13 @@ def _volume(table: str) -> Batch:
     return Batch(
         "volume",
         volume_sql(table),
-        ("export_date", "rows_loaded", "trailing_median"),
+        ("export_date", "rows_loaded", "rows_per_day", "trailing_median_per_day"),
         (
             expect(
                 "volume_vs_trailing_loads",
                 gxe.ExpectColumnValuesToBeBetween,
-                f"No drop loads {VOLUME_DROP:.0%} fewer rows than the median of the {TRAILING_LOADS} loads before it.",
+                f"No drop loads {VOLUME_DROP:.0%} fewer rows per day since the previous export than the median of "
+                f"the {TRAILING_LOADS} loads before it.",
                 severity=WARN,
                 column="share_of_trailing_median",
                 min_value=round(1 - VOLUME_DROP, 6),
