@@ -191,6 +191,15 @@ def _example_rows(result: dict[str, Any], id_columns: Sequence[str]) -> list[dic
     return [{"value": _plain(value)} for value in values[:EXAMPLE_ROWS]]
 
 
+def _numpy_numbers(frame: pd.DataFrame) -> pd.DataFrame:
+    """Nullable integer columns (pandas' `Int64`, what DuckDB gives an integer column holding NULLs) as float64 with
+    NaN: GX validates them about four times faster (11.6 s against 2.9 s for one range rule on 16 million rows)."""
+    for column, dtype in frame.dtypes.items():
+        if isinstance(dtype, pd.api.extensions.ExtensionDtype) and pd.api.types.is_integer_dtype(dtype):
+            frame[column] = frame[column].astype("float64")
+    return frame
+
+
 def _name_rows(con, batch: Batch, examples: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Replace the `_row` of each failing example by the row's id columns (its failing value is kept)."""
     rows = [example["_row"] for example in examples if example.get("_row") is not None]
@@ -239,7 +248,7 @@ class Validator:
             name = f"{suite.name}.{batch.name}"
             try:
                 started = time.perf_counter()
-                frame = con.execute(batch.sql).df()
+                frame = _numpy_numbers(con.execute(batch.sql).df())
                 seconds[f"{batch.name}.query"] = time.perf_counter() - started
             except Exception as error:  # a missing table or column fails every check of the batch, by name
                 outcomes += [self._not_run(e, f"{type(error).__name__}: {error}") for e in batch.expectations]
@@ -274,7 +283,10 @@ class Validator:
                 },
             )
         )
-        result = checkpoint.run(batch_parameters={"dataframe": frame})
+        try:
+            result = checkpoint.run(batch_parameters={"dataframe": frame})
+        finally:
+            self._forget_batches()
         by_check = {}
         for validation_result in result.run_results.values():
             for expectation_result in validation_result.results:
@@ -284,6 +296,13 @@ class Validator:
             for outcome in outcomes:
                 outcome.examples = _name_rows(con, batch, outcome.examples)
         return outcomes
+
+    def _forget_batches(self) -> None:
+        """Drop GX's cache of validated batches: its execution engine keeps every data frame it was given (a
+        bench-scale run grew by about 2 GB per large table), and a validator lives as long as its process."""
+        manager = self.datasource.get_execution_engine().batch_manager
+        manager.reset_batch_cache()
+        manager.batch_data_cache.clear()
 
     def _asset(self, name: str):
         return self._get_or_add(self.datasource.assets, self.datasource.add_dataframe_asset, name)

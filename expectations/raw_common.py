@@ -132,9 +132,8 @@ def _not_after_export(spec: RawTable) -> Batch:
         f'epoch(rows."{c}") - epoch(ledger.export_date + interval 1 day) as "{c}_seconds_after_export"'
         for c in spec.not_after_export
     )
-    ids = ", ".join(f'rows."{c}"' for c in spec.id_columns)
     sql = (
-        f"select {ids}, ledger.path as source_file, {derived} from raw.{spec.table} as rows "
+        f"select rows.rowid as _row, {derived} from raw.{spec.table} as rows "
         "join raw.load_ledger as ledger on rows._load_id = ledger.load_id"
     )
     checks = tuple(
@@ -147,7 +146,8 @@ def _not_after_export(spec: RawTable) -> Batch:
         )
         for c in spec.not_after_export
     )
-    return Batch("dates_against_export", sql, (*spec.id_columns, "source_file"), checks)
+    # the failing rows' ids and file are looked up by rowid, as for a table batch
+    return Batch("dates_against_export", sql, (*spec.id_columns, "_source_file"), checks, ids_from=f"raw.{spec.table}")
 
 
 def volume_sql(table: str) -> str:

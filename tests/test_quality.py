@@ -392,3 +392,19 @@ def test_no_rule_is_written_in_both_dbt_and_great_expectations(tiny_marts: Path)
     }
     assert gx_rules and dbt_rules
     assert gx_rules & dbt_rules == set()
+
+
+def test_the_validator_keeps_no_data_frame_once_a_suite_has_run(tiny_marts: Path, monkeypatch) -> None:
+    # Regression: GX's execution engine cached every frame it validated; a bench-scale run grew ~2 GB per table.
+    import gc
+    import weakref
+
+    import expectations.core as core
+
+    frames = []
+    to_numpy = core._numpy_numbers
+    monkeypatch.setattr(core, "_numpy_numbers", lambda frame: frames.append(weakref.ref(to_numpy(frame))) or frame)
+    with duckdb.connect(str(tiny_marts), read_only=True) as con:
+        Validator().run(con, suite_for("marts.fct_pipeline_daily"), build_docs=False)
+    gc.collect()
+    assert len(frames) == 2 and all(frame() is None for frame in frames)
