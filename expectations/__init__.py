@@ -13,17 +13,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from expectations import marts_activity, marts_finance, marts_pipeline, raw_calendar, raw_crm, raw_phone, raw_reference
+from expectations import (
+    marts_activity,
+    marts_finance,
+    marts_pipeline,
+    raw_calendar,
+    raw_common,
+    raw_crm,
+    raw_phone,
+    raw_reference,
+)
 from expectations.core import TableSuite
 
 
 def raw_suites(schemas: Mapping[str, Mapping[str, str]]) -> tuple[TableSuite, ...]:
     """Every raw suite; `schemas` maps each CSV-loaded table to its columns and DDL types."""
-    return (
-        *raw_crm.suites(schemas),
-        *raw_phone.suites(schemas),
-        *raw_calendar.suites(),
-        *raw_reference.suites(schemas),
+    return raw_common.raw_suites(
+        (*raw_crm.TABLES, *raw_phone.TABLES, *raw_calendar.TABLES, *raw_reference.TABLES), schemas
     )
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -40,6 +40,38 @@ def expect(check: str, expectation: type[gxe.Expectation], description: str, sev
     return expectation(meta={"check": check}, description=description, severity=_SEVERITY[severity], **kwargs)
 
 
+def severity_of(expectation: gxe.Expectation) -> str:
+    return ERROR if expectation.severity == FailureSeverity.CRITICAL else WARN
+
+
+def _title(column: str) -> str:
+    return column.replace("_", " ").capitalize()
+
+
+def non_negative(column: str, what: str | None = None) -> gxe.Expectation:
+    return expect(f"{column}_non_negative", gxe.ExpectColumnValuesToBeBetween, f"{what or _title(column)} is zero "
+                  "or more.", column=column, min_value=0)  # fmt: skip
+
+
+def positive(column: str, what: str) -> gxe.Expectation:
+    return expect(f"{column}_positive", gxe.ExpectColumnValuesToBeBetween, f"{what} is above zero.", column=column,
+                  min_value=0, strict_min=True)  # fmt: skip
+
+
+def rate(column: str, what: str) -> gxe.Expectation:
+    return expect(f"{column}_between_0_and_1", gxe.ExpectColumnValuesToBeBetween, f"{what} is a rate in [0, 1].",
+                  column=column, min_value=0, max_value=1)  # fmt: skip
+
+
+def percent(column: str, what: str) -> gxe.Expectation:
+    return expect(f"{column}_between_0_and_100", gxe.ExpectColumnValuesToBeBetween,
+                  f"{what} is a percentage in [0, 100].", column=column, min_value=0, max_value=100)  # fmt: skip
+
+
+def all_true(check: str, column: str, description: str) -> gxe.Expectation:
+    return expect(check, gxe.ExpectColumnValuesToBeInSet, description, column=column, value_set=[True])
+
+
 @dataclass(frozen=True)
 class Batch:
     """Rows to validate: `sql` run in the warehouse, `id_columns` naming a failing row, and the expectations.
@@ -56,16 +88,29 @@ class Batch:
     ids_from: str | None = None
 
 
+def quoted(column: str) -> str:
+    return f'"{column}"'
+
+
 def table_batch(
     table: str,
-    columns: Sequence[str],
     id_columns: Sequence[str],
     expectations: Sequence[gxe.Expectation],
     name: str = "rows",
     where: str | None = None,
+    derived: Mapping[str, str] | None = None,
 ) -> Batch:
-    """A batch of `columns` of `table` (optionally filtered), its failing rows named by `id_columns`."""
-    sql = f"select rowid as _row, {', '.join(columns)} from {table}" + (f" where {where}" if where else "")
+    """A batch of `table` (optionally filtered) holding the columns its expectations read, each selected as is or
+    computed by its SQL expression in `derived`; failing rows are named by `id_columns`."""
+    derived = derived or {}
+    columns = dict.fromkeys(
+        e.configuration.kwargs[key] for e in expectations for key in ("column", "column_A", "column_B")
+        if e.configuration.kwargs.get(key)
+    )  # fmt: skip
+    selected = ", ".join(
+        f"{derived[column]} as {quoted(column)}" if column in derived else quoted(column) for column in columns
+    )
+    sql = f"select rowid as _row, {selected} from {table}" + (f" where {where}" if where else "")
     return Batch(name, sql, tuple(id_columns), tuple(expectations), ids_from=table)
 
 
@@ -86,7 +131,7 @@ class TableSuite:
         specs = [
             CheckSpec(
                 name=e.meta["check"],
-                severity=ERROR if e.severity == FailureSeverity.CRITICAL else WARN,
+                severity=severity_of(e),
                 description=e.description or "",
             )
             for batch in self.batches
@@ -183,7 +228,7 @@ def describe(expectation: gxe.Expectation) -> str:
     return f"{config.type}({arguments})"
 
 
-def _example_rows(result: dict[str, Any], id_columns: Sequence[str]) -> list[dict[str, Any]]:
+def _example_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     rows = result.get("partial_unexpected_index_list") or []
     if rows:
         return [_plain(row) for row in rows[:EXAMPLE_ROWS]]
@@ -251,7 +296,7 @@ class Validator:
                 frame = _numpy_numbers(con.execute(batch.sql).df())
                 seconds[f"{batch.name}.query"] = time.perf_counter() - started
             except Exception as error:  # a missing table or column fails every check of the batch, by name
-                outcomes += [self._not_run(e, f"{type(error).__name__}: {error}") for e in batch.expectations]
+                outcomes += [_unanswered(e, f"{type(error).__name__}: {error}") for e in batch.expectations]
                 continue
             rows[batch.name] = len(frame)
             started = time.perf_counter()
@@ -291,7 +336,7 @@ class Validator:
         for validation_result in result.run_results.values():
             for expectation_result in validation_result.results:
                 by_check[expectation_result.expectation_config.meta["check"]] = expectation_result
-        outcomes = [self._outcome(e, by_check.get(e.meta["check"]), batch.id_columns) for e in batch.expectations]
+        outcomes = [self._outcome(e, by_check.get(e.meta["check"])) for e in batch.expectations]
         if batch.ids_from:
             for outcome in outcomes:
                 outcome.examples = _name_rows(con, batch, outcome.examples)
@@ -315,36 +360,33 @@ class Validator:
         return add(name)
 
     @staticmethod
-    def _outcome(expectation: gxe.Expectation, result, id_columns: Sequence[str]) -> CheckOutcome:
-        severity = ERROR if expectation.severity == FailureSeverity.CRITICAL else WARN
-        outcome = CheckOutcome(
-            check=expectation.meta["check"],
-            severity=severity,
-            passed=False,
-            expectation=describe(expectation),
-            description=expectation.description or "",
-        )
+    def _outcome(expectation: gxe.Expectation, result) -> CheckOutcome:
         if result is None:
-            outcome.error = "Great Expectations returned no result for this expectation"
-            return outcome
+            return _unanswered(expectation, "Great Expectations returned no result for this expectation")
         details = result.result or {}
-        exception = (result.exception_info or {}).get("exception_message")
-        outcome.passed = bool(result.success)
-        outcome.observed_value = _plain(details.get("observed_value"))
-        outcome.element_count = details.get("element_count")
-        outcome.unexpected_count = details.get("unexpected_count")
-        outcome.unexpected_percent = _plain(details.get("unexpected_percent"))
-        outcome.examples = [] if outcome.passed else _example_rows(details, id_columns)
-        outcome.error = exception or None
-        return outcome
-
-    @staticmethod
-    def _not_run(expectation: gxe.Expectation, reason: str) -> CheckOutcome:
+        passed = bool(result.success)
         return CheckOutcome(
             check=expectation.meta["check"],
-            severity=ERROR if expectation.severity == FailureSeverity.CRITICAL else WARN,
-            passed=False,
+            severity=severity_of(expectation),
+            passed=passed,
             expectation=describe(expectation),
             description=expectation.description or "",
-            error=reason,
+            observed_value=_plain(details.get("observed_value")),
+            element_count=details.get("element_count"),
+            unexpected_count=details.get("unexpected_count"),
+            unexpected_percent=_plain(details.get("unexpected_percent")),
+            examples=[] if passed else _example_rows(details),
+            error=(result.exception_info or {}).get("exception_message") or None,
         )
+
+
+def _unanswered(expectation: gxe.Expectation, reason: str) -> CheckOutcome:
+    """A failed outcome for an expectation that could not be evaluated, with the reason."""
+    return CheckOutcome(
+        check=expectation.meta["check"],
+        severity=severity_of(expectation),
+        passed=False,
+        expectation=describe(expectation),
+        description=expectation.description or "",
+        error=reason,
+    )

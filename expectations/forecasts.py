@@ -18,7 +18,6 @@ def forecast_suite(schema: str, table: str, id_columns: tuple[str, ...]) -> Tabl
         batches=(
             table_batch(
                 f"{schema}.{table}",
-                ["p10", "p50", "p90"],
                 id_columns,
                 [
                     expect(

@@ -8,44 +8,7 @@ from __future__ import annotations
 
 import great_expectations.expectations as gxe
 
-from expectations.core import Batch, TableSuite, expect, table_batch
-
-
-def non_negative(column: str, what: str) -> gxe.Expectation:
-    return expect(
-        f"{column}_non_negative",
-        gxe.ExpectColumnValuesToBeBetween,
-        f"{what} is zero or more.",
-        column=column,
-        min_value=0,
-    )
-
-
-def rate(column: str, what: str) -> gxe.Expectation:
-    return expect(
-        f"{column}_between_0_and_1",
-        gxe.ExpectColumnValuesToBeBetween,
-        f"{what} is a rate in [0, 1].",
-        column=column,
-        min_value=0,
-        max_value=1,
-    )
-
-
-def percent(column: str, what: str) -> gxe.Expectation:
-    return expect(
-        f"{column}_between_0_and_100",
-        gxe.ExpectColumnValuesToBeBetween,
-        f"{what} is a percentage in [0, 100].",
-        column=column,
-        min_value=0,
-        max_value=100,
-    )
-
-
-def all_true(check: str, column: str, description: str) -> gxe.Expectation:
-    return expect(check, gxe.ExpectColumnValuesToBeInSet, description, column=column, value_set=[True])
-
+from expectations.core import Batch, TableSuite, all_true, expect, non_negative, percent, positive, rate, table_batch
 
 fct_opportunity = TableSuite(
     asset=("marts", "fct_opportunity"),
@@ -53,30 +16,13 @@ fct_opportunity = TableSuite(
     batches=(
         table_batch(
             "marts.fct_opportunity",
-            [
-                "amount",
-                "amount_reporting",
-                "weighted_amount_reporting",
-                "probability",
-                "fx_rate",
-                "age_days",
-                "days_in_current_stage",
-                "close_date_push_count",
-            ],
             ["opportunity_id"],
             [
                 non_negative("amount", "A deal's amount in its currency"),
                 non_negative("amount_reporting", "A deal's amount in the reporting currency"),
                 non_negative("weighted_amount_reporting", "A deal's weighted amount"),
                 percent("probability", "A deal's probability"),
-                expect(
-                    "fx_rate_positive",
-                    gxe.ExpectColumnValuesToBeBetween,
-                    "The FX rate used is above zero.",
-                    column="fx_rate",
-                    min_value=0,
-                    strict_min=True,
-                ),
+                positive("fx_rate", "The FX rate used"),
                 non_negative("age_days", "A deal's age in days"),
                 non_negative("days_in_current_stage", "Days in the current stage"),
                 non_negative("close_date_push_count", "The number of close-date pushes"),
@@ -189,6 +135,8 @@ from latest_day
 full outer join open_deals on latest_day.opportunity_id = open_deals.opportunity_id
 """
 
+_DAILY_NUMBERS = ("amount", "amount_reporting", "weighted_amount_reporting", "probability")
+
 fct_pipeline_daily = TableSuite(
     asset=("marts", "fct_pipeline_daily"),
     description="Daily open pipeline: non-negative amounts, and the latest day equals the open deals.",
@@ -196,12 +144,6 @@ fct_pipeline_daily = TableSuite(
     batches=(
         table_batch(
             "marts.fct_pipeline_daily",
-            [
-                "cast(amount as double) as amount",
-                "cast(amount_reporting as double) as amount_reporting",
-                "cast(weighted_amount_reporting as double) as weighted_amount_reporting",
-                "cast(probability as double) as probability",
-            ],
             ["pipeline_date", "opportunity_id"],
             [
                 non_negative("amount", "An open deal's amount on a day"),
@@ -209,6 +151,7 @@ fct_pipeline_daily = TableSuite(
                 non_negative("weighted_amount_reporting", "An open deal's weighted amount on a day"),
                 percent("probability", "An open deal's probability on a day"),
             ],
+            derived={column: f"cast({column} as double)" for column in _DAILY_NUMBERS},
         ),
         Batch(
             "latest_day_reconciliation",
@@ -232,7 +175,6 @@ fct_stage_conversion = TableSuite(
     batches=(
         table_batch(
             "marts.fct_stage_conversion",
-            ["conversion_rate", "entered_count", "advanced_count", "won_count", "lost_count", "median_days_in_stage"],
             ["cohort_month", "stage_name"],
             [
                 rate("conversion_rate", "A stage's conversion"),
@@ -269,10 +211,9 @@ mart_pipeline_summary = TableSuite(
     batches=(
         table_batch(
             "marts.mart_pipeline_summary",
-            [*_SUMMARY_AMOUNTS, "open_count", "created_count", "won_count", "lost_count", "coverage_ratio"],
             ["pipeline_summary_id"],
             [
-                *(non_negative(column, column.replace("_", " ").capitalize()) for column in _SUMMARY_AMOUNTS),
+                *map(non_negative, _SUMMARY_AMOUNTS),
                 non_negative("open_count", "Open deals"),
                 non_negative("coverage_ratio", "Pipeline coverage (null once the quota is booked)"),
             ],

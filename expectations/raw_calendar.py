@@ -5,10 +5,7 @@ The columns are the calendar reader's own (`orchestration/lib/ics.py`), so they 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
-from expectations.core import TableSuite
-from expectations.raw_common import RawTable, raw_suite
+from expectations.raw_common import RawTable
 
 EVENT_COLUMNS = {
     "uid": "varchar",
@@ -52,7 +49,4 @@ CALENDAR_ATTENDEES = RawTable(
     required={"uid": 1.0, "email": 0.99},
     volume=False,  # the ledger counts events per calendar file, not attendees
 )
-
-
-def suites(schemas: Mapping[str, Mapping[str, str]] | None = None) -> tuple[TableSuite, ...]:
-    return (raw_suite(CALENDAR_EVENTS), raw_suite(CALENDAR_ATTENDEES))
+TABLES = (CALENDAR_EVENTS, CALENDAR_ATTENDEES)

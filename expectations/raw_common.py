@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import great_expectations.expectations as gxe
 
@@ -19,6 +19,7 @@ VOLUME_DROP = 0.9  # a drop with this share fewer rows than the median of the tr
 TRAILING_LOADS = 8  # the loads the median is taken over
 MIN_HISTORY = 4  # a table needs this many earlier loads before its volume is judged
 FRESHNESS_DAYS = 1  # a source whose newest export is older than the newest export of any source by more is stale
+DAY_SECONDS = 24 * 3600  # the longest a call or a meeting may last
 
 _TYPE_NAMES = {
     "varchar": "VARCHAR",
@@ -52,6 +53,13 @@ class RawTable:
     not_after_export: Sequence[str] = ()  # timestamps that cannot be later than the export their file came in
     volume: bool = True  # judge each drop's rows against the trailing loads (tables exported as daily changes)
     freshness_of: str | None = None  # the source whose freshness this table's checks report
+
+
+def raw_suites(tables: Sequence[RawTable], schemas: Mapping[str, Mapping[str, str]]) -> tuple[TableSuite, ...]:
+    """A suite per table; a table that states no columns takes them from `schemas` (the source mapping's)."""
+    return tuple(
+        raw_suite(spec if spec.columns else replace(spec, columns=dict(schemas.get(spec.table, {})))) for spec in tables
+    )
 
 
 def raw_suite(spec: RawTable) -> TableSuite:
@@ -109,9 +117,8 @@ def raw_suite(spec: RawTable) -> TableSuite:
                 **{k: v for k, v in bounds.items() if v is not None},
             )
         )
-    columns = sorted({*spec.required, *spec.value_sets, *spec.ranges})
     if row_checks:
-        batches.append(table_batch(table, [f'"{c}"' for c in columns], spec.id_columns, row_checks))
+        batches.append(table_batch(table, spec.id_columns, row_checks))
     if spec.not_after_export:
         batches.append(_not_after_export(spec))
     if spec.volume:

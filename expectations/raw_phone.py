@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import replace
-
-from expectations.core import TableSuite
-from expectations.raw_common import RawTable, raw_suite
+from expectations.raw_common import DAY_SECONDS, RawTable
 
 DISPOSITIONS = ("answered", "no_answer", "busy", "voicemail", "failed")
-DAY_SECONDS = 24 * 3600
 
 PHONE_CALLS = RawTable(
     "phone_calls",
@@ -26,7 +21,4 @@ PHONE_CALLS = RawTable(
     not_after_export=("started_at",),
     freshness_of="phone",
 )
-
-
-def suites(schemas: Mapping[str, Mapping[str, str]]) -> tuple[TableSuite, ...]:
-    return (raw_suite(replace(PHONE_CALLS, columns=dict(schemas.get("phone_calls", {})))),)
+TABLES = (PHONE_CALLS,)

@@ -54,6 +54,14 @@ def corrupted(tiny_marts: Path, tmp_path: Path) -> Path:
     return database
 
 
+def damage(database: Path, pick: str, change: str) -> str:
+    """Pick a row's id with `pick`, change that row with `change` (its `?` is the id), and return the id."""
+    with duckdb.connect(str(database)) as con:
+        key = con.execute(pick).fetchone()[0]
+        con.execute(change, [key])
+    return key
+
+
 def test_every_raw_table_and_every_mart_has_a_suite() -> None:
     tables = {suite.name for suite in all_suites()}
     assert {f"raw.{table}" for table in RAW_TABLES} <= tables
@@ -69,43 +77,37 @@ def test_the_clean_tiny_world_passes_every_suite(tiny_marts: Path, validator: Va
 
 
 def test_a_negative_booking_is_caught_and_named(corrupted: Path, validator: Validator) -> None:
-    with duckdb.connect(str(corrupted)) as con:
-        booking = con.execute("select booking_id from marts.fct_bookings order by booking_id limit 1").fetchone()[0]
-        con.execute("update marts.fct_bookings set amount = -amount where booking_id = ?", [booking])
+    booking = damage(corrupted, "select min(booking_id) from marts.fct_bookings",
+                     "update marts.fct_bookings set amount = -amount where booking_id = ?")  # fmt: skip
     failed = failing(run(validator, corrupted, "marts.fct_bookings"))
     assert set(failed) == {"amount_non_negative"}
     assert [row["booking_id"] for row in failed["amount_non_negative"]] == [booking]
 
 
 def test_a_negative_deal_amount_is_caught_on_the_opportunity(corrupted: Path, validator: Validator) -> None:
-    with duckdb.connect(str(corrupted)) as con:
-        deal = con.execute("select min(opportunity_id) from marts.fct_opportunity where amount > 0").fetchone()[0]
-        con.execute("update marts.fct_opportunity set amount = -amount where opportunity_id = ?", [deal])
+    deal = damage(corrupted, "select min(opportunity_id) from marts.fct_opportunity where amount > 0",
+                  "update marts.fct_opportunity set amount = -amount where opportunity_id = ?")  # fmt: skip
     failed = failing(run(validator, corrupted, "marts.fct_opportunity"))
     assert set(failed) == {"amount_non_negative"}
     assert failed["amount_non_negative"][0]["opportunity_id"] == deal
 
 
 def test_an_activity_with_no_rep_is_caught_and_named(corrupted: Path, validator: Validator) -> None:
-    with duckdb.connect(str(corrupted)) as con:
-        activity = con.execute("select min(activity_id) from marts.fct_activity where is_customer_facing").fetchone()[0]
-        con.execute("update marts.fct_activity set rep_id = null where activity_id = ?", [activity])
+    activity = damage(corrupted, "select min(activity_id) from marts.fct_activity where is_customer_facing",
+                      "update marts.fct_activity set rep_id = null where activity_id = ?")  # fmt: skip
     failed = failing(run(validator, corrupted, "marts.fct_activity"))
     assert set(failed) == {"customer_facing_activity_has_rep"}
     assert failed["customer_facing_activity_has_rep"][0]["activity_id"] == activity
 
 
+SECOND_VISIT = "select min(opportunity_id) from marts.fct_opportunity_stage_history where visit_number = 2"
+SHIFT_SECOND_VISIT = ("update marts.fct_opportunity_stage_history set entered_at = entered_at {shift} "
+                      "where opportunity_id = ? and visit_number = 2")  # fmt: skip
+
+
 def test_overlapping_stage_visits_are_caught_and_named(corrupted: Path, validator: Validator) -> None:
-    with duckdb.connect(str(corrupted)) as con:
-        deal = con.execute(
-            "select min(opportunity_id) from marts.fct_opportunity_stage_history where visit_number = 2"
-        ).fetchone()[0]
-        # the second visit now starts an hour before the first one ends
-        con.execute(
-            "update marts.fct_opportunity_stage_history set entered_at = entered_at - interval 1 hour "
-            "where opportunity_id = ? and visit_number = 2",
-            [deal],
-        )
+    # the second visit now starts an hour before the first one ends
+    deal = damage(corrupted, SECOND_VISIT, SHIFT_SECOND_VISIT.format(shift="- interval 1 hour"))
     failed = failing(run(validator, corrupted, "marts.fct_opportunity_stage_history"))
     assert set(failed) == {"stage_visits_do_not_overlap"}
     assert failed["stage_visits_do_not_overlap"] == [
@@ -114,24 +116,15 @@ def test_overlapping_stage_visits_are_caught_and_named(corrupted: Path, validato
 
 
 def test_a_hole_between_stage_visits_breaks_the_cover_of_the_deals_life(corrupted: Path, validator: Validator) -> None:
-    with duckdb.connect(str(corrupted)) as con:
-        deal = con.execute(
-            "select min(opportunity_id) from marts.fct_opportunity_stage_history where visit_number = 2"
-        ).fetchone()[0]
-        con.execute(
-            "update marts.fct_opportunity_stage_history set entered_at = entered_at + interval 1 hour "
-            "where opportunity_id = ? and visit_number = 2",
-            [deal],
-        )
+    deal = damage(corrupted, SECOND_VISIT, SHIFT_SECOND_VISIT.format(shift="+ interval 1 hour"))
     failed = failing(run(validator, corrupted, "marts.fct_opportunity_stage_history"))
     assert set(failed) == {"stage_visits_cover_deal_life"}
     assert failed["stage_visits_cover_deal_life"][0]["opportunity_id"] == deal
 
 
 def test_bookings_off_by_one_won_deal_are_caught_and_the_deal_named(corrupted: Path, validator: Validator) -> None:
-    with duckdb.connect(str(corrupted)) as con:
-        deal = con.execute("select min(opportunity_id) from marts.fct_bookings").fetchone()[0]
-        con.execute("delete from marts.fct_bookings where opportunity_id = ?", [deal])
+    deal = damage(corrupted, "select min(opportunity_id) from marts.fct_bookings",
+                  "delete from marts.fct_bookings where opportunity_id = ?")  # fmt: skip
     failed = failing(run(validator, corrupted, "marts.fct_bookings"))
     assert set(failed) == {"bookings_reconcile_with_won_deals"}
     assert failed["bookings_reconcile_with_won_deals"] == [
@@ -140,13 +133,9 @@ def test_bookings_off_by_one_won_deal_are_caught_and_the_deal_named(corrupted: P
 
 
 def test_the_latest_pipeline_day_off_by_one_open_deal_is_caught(corrupted: Path, validator: Validator) -> None:
-    with duckdb.connect(str(corrupted)) as con:
-        deal = con.execute("select min(opportunity_id) from marts.fct_opportunity where not is_closed").fetchone()[0]
-        con.execute(
-            "delete from marts.fct_pipeline_daily where opportunity_id = ? "
-            "and pipeline_date = (select max(pipeline_date) from marts.fct_pipeline_daily)",
-            [deal],
-        )
+    deal = damage(corrupted, "select min(opportunity_id) from marts.fct_opportunity where not is_closed",
+                  "delete from marts.fct_pipeline_daily where opportunity_id = ? "
+                  "and pipeline_date = (select max(pipeline_date) from marts.fct_pipeline_daily)")  # fmt: skip
     failed = failing(run(validator, corrupted, "marts.fct_pipeline_daily"))
     assert set(failed) == {"latest_day_reconciles_with_open_deals"}
     assert failed["latest_day_reconciles_with_open_deals"][0]["opportunity_id"] == deal
@@ -155,9 +144,8 @@ def test_the_latest_pipeline_day_off_by_one_open_deal_is_caught(corrupted: Path,
 def test_a_duplicated_mart_row_is_caught_by_the_dbt_key_test_and_named(corrupted: Path, tmp_path: Path) -> None:
     # Keys belong to dbt (no check is written twice): the duplicate fails `unique` on the mart's key, and the
     # dbt asset step names the failing rows from the test's own query (`with_failing_rows`).
-    with duckdb.connect(str(corrupted)) as con:
-        booking = con.execute("select min(booking_id) from marts.fct_bookings").fetchone()[0]
-        con.execute("insert into marts.fct_bookings select * from marts.fct_bookings where booking_id = ?", [booking])
+    duplicate = "insert into marts.fct_bookings select * from marts.fct_bookings where booking_id = ?"
+    booking = damage(corrupted, "select min(booking_id) from marts.fct_bookings", duplicate)
     target = tmp_path / "target"
     result = run_dbt(["test", "--select", "fct_bookings,test_name:unique"], corrupted, target_path=target)
     assert result.returncode == 1

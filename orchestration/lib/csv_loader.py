@@ -60,13 +60,19 @@ def sql_type(column: CanonicalColumn) -> str:
     return _SQL_TYPES[column.type]
 
 
+def raw_columns(table: CanonicalTable) -> dict[str, str]:
+    """The declared columns of `raw.<table>` and their DDL types; a phone column has its `_e164` beside it."""
+    columns: dict[str, str] = {}
+    for column in table.columns:
+        columns[column.name] = sql_type(column)
+        if column.type == "phone":
+            columns[f"{column.name}_e164"] = "varchar"
+    return columns
+
+
 def ensure_tables(con: duckdb.DuckDBPyConnection, table: CanonicalTable) -> None:
     """Create `raw.<table>` and `quarantine.<table>` when absent."""
-    columns = []
-    for column in table.columns:
-        columns.append(f'"{column.name}" {sql_type(column)}')
-        if column.type == "phone":
-            columns.append(f'"{column.name}_e164" varchar')
+    columns = [f'"{name}" {kind}' for name, kind in raw_columns(table).items()]
     con.execute("create schema if not exists raw; create schema if not exists quarantine")
     con.execute(f"create table if not exists raw.{table.name} ({', '.join(columns)}, {LINEAGE_DDL})")
     con.execute(QUARANTINE_DDL.format(table=table.name))

@@ -10,24 +10,18 @@ from pathlib import Path
 
 from expectations import mart_suites, raw_suites
 from expectations.core import TableSuite, Validator
-from orchestration.lib.csv_loader import sql_type
+from orchestration.lib.csv_loader import raw_columns
 from orchestration.lib.mapping import load_mappings
 
 
 def raw_schemas() -> dict[str, dict[str, str]]:
-    """Each CSV-loaded raw table's declared columns and DDL types, as `csv_loader.ensure_tables` creates them."""
-    schemas: dict[str, dict[str, str]] = {}
-    for name, table in load_mappings().tables.items():
-        columns: dict[str, str] = {}
-        for column in table.columns:
-            columns[column.name] = sql_type(column)
-            if column.type == "phone":
-                columns[f"{column.name}_e164"] = "varchar"
-        schemas[name] = columns
-    return schemas
+    """Each CSV-loaded raw table's declared columns and DDL types, as ingestion creates them."""
+    return {name: raw_columns(table) for name, table in load_mappings().tables.items()}
 
 
+@cache
 def all_suites() -> tuple[TableSuite, ...]:
+    """Every suite, built once per process (the mappings are read and the GX expectations made here)."""
     return (*raw_suites(raw_schemas()), *mart_suites())
 
 
