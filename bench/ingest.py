@@ -15,9 +15,9 @@ from pathlib import Path
 
 import duckdb
 
-from orchestration.lib.ingest import files_for
-from orchestration.lib.mapping import load_mappings
-from orchestration.lib.run import ingest_everything
+from ingestion.ingest import files_for
+from ingestion.mapping import load_mappings
+from ingestion.run import ingest_everything
 
 
 def connect(database: Path) -> duckdb.DuckDBPyConnection:

@@ -1,6 +1,6 @@
 """Suites on the calendar exports as loaded: event occurrences after recurrence expansion, and their attendees.
 
-The columns are the calendar reader's own (`orchestration/lib/ics.py`), so they are stated here.
+The columns are the calendar reader's own (`ingestion/ics.py`), so they are stated here.
 """
 
 from __future__ import annotations

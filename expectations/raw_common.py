@@ -1,7 +1,7 @@
 """Building blocks of the raw-table suites: columns and types, value sets, ranges, null rates, dates against the
 export they came in, row volume against the trailing loads, and freshness of a source.
 
-Raw tables hold what ingestion loaded after its row checks (`orchestration/mappings/canonical.yaml`); these suites
+Raw tables hold what ingestion loaded after its row checks (`ingestion/mappings/canonical.yaml`); these suites
 watch the tables as a whole, so a changed export, a broken loader or a thin drop is seen before dbt reads it.
 """
 

@@ -57,7 +57,7 @@ def tiny_marts(tiny_warehouse: Path, tmp_path_factory: pytest.TempPathFactory) -
 def _ingested(world: Path, database: Path) -> Path:
     import duckdb
 
-    from orchestration.lib.run import ingest_everything
+    from ingestion.run import ingest_everything
 
     with duckdb.connect(str(database)) as con:
         ingest_everything(con, world / "landing")

@@ -10,7 +10,7 @@ import icalendar
 import pandas as pd
 import pytest
 
-from orchestration.lib.ics import (
+from ingestion.ics import (
     ATTENDEE_SCHEMA,
     OCCURRENCE_SCHEMA,
     CalendarFileResult,

@@ -8,9 +8,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from orchestration.lib.ingest import ingest_csv_table
-from orchestration.lib.mapping import load_mappings
-from orchestration.lib.phones import normalize_phone
+from ingestion.ingest import ingest_csv_table
+from ingestion.mapping import load_mappings
+from ingestion.phones import normalize_phone
 
 ACCOUNT = (
     '"Id","IsDeleted","Name","Type","Industry","NumberOfEmployees","Employee_Band__c","Website","Phone",'

@@ -10,8 +10,8 @@ import duckdb
 import pandas as pd
 import pytest
 
+from ingestion.phones import normalize_phone
 from orchestration.defs.ingest.checks import reconcile
-from orchestration.lib.phones import normalize_phone
 
 # fault type planted -> the problem code the loader must give it
 EXPECTED_PROBLEM = {

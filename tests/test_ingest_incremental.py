@@ -7,7 +7,7 @@ from pathlib import Path
 
 import duckdb
 
-from orchestration.lib.run import ingest_everything
+from ingestion.run import ingest_everything
 from simulator.world import Progress, WorldState, advance
 
 

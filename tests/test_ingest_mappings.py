@@ -14,8 +14,8 @@ from pathlib import Path, PurePosixPath
 import duckdb
 import pytest
 
-from orchestration.lib.ingest import TableLoad, ingest_csv_table
-from orchestration.lib.mapping import MAPPINGS_DIR, MappingError, load_mappings
+from ingestion.ingest import TableLoad, ingest_csv_table
+from ingestion.mapping import MAPPINGS_DIR, MappingError, load_mappings
 
 ROOT = Path(__file__).resolve().parent.parent
 UTC = dt.UTC

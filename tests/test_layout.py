@@ -12,6 +12,7 @@ FORBIDDEN = {
     "simulator": {"orchestration", "ml", "expectations", "bench", "dagster", "dbt"},
     "ml": {"orchestration", "dagster", "simulator"},
     "expectations": {"orchestration", "dagster", "simulator"},
+    "ingestion": {"orchestration", "ml", "expectations", "dagster", "dagster_duckdb", "dagster_dbt", "simulator"},
 }
 
 
@@ -36,7 +37,7 @@ def test_a_package_imports_nothing_that_sits_above_it(package: str) -> None:
 
 
 def test_the_layout_of_the_design_exists() -> None:
-    for folder in ("orchestration", "dbt_project", "ml", "expectations", "simulator", "bench", "tests"):
+    for folder in ("orchestration", "ingestion", "dbt_project", "ml", "expectations", "simulator", "bench", "tests"):
         assert (ROOT / folder).is_dir(), folder
     assert (ROOT / "pyproject.toml").is_file() and (ROOT / "README.md").is_file()
 

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
 
-from orchestration.lib.phones import e164_sql, normalize_phone
+from ingestion.phones import e164_sql, normalize_phone
 from simulator import phones
 from simulator.phones import COUNTRIES, PhoneBook, make_invalid
 

@@ -17,12 +17,12 @@ from dagster_duckdb import DuckDBResource
 from expectations import raw_suites
 from expectations.core import ERROR, WARN, SuiteResult, TableSuite, Validator
 from expectations.forecasts import forecast_suite
+from ingestion.run import ingest_everything
 from orchestration.defs.quality.checks import quality_checks
 from orchestration.defs.resources import Quality, WarehouseBuild
 from orchestration.defs.transform.assets import warehouse_models
 from orchestration.lib.dbt_project import compiled_tests, dbt_cli, failing_rows, run_dbt
 from orchestration.lib.quality import all_suites, raw_schemas
-from orchestration.lib.run import ingest_everything
 from tests.test_orchestration import RAW_TABLES
 from tests.test_warehouse import MARTS
 

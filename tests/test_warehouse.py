@@ -17,8 +17,8 @@ import duckdb
 import pandas as pd
 import pytest
 
+from ingestion.run import ingest_everything
 from orchestration.lib.dbt_project import PROJECT_DIR, run_dbt
-from orchestration.lib.run import ingest_everything
 from simulator.world import Progress, advance
 
 MARTS = [

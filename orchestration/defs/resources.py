@@ -8,8 +8,8 @@ from pathlib import Path
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from ingestion.mapping import Mappings, load_mappings
 from orchestration.lib.dbt_project import dbt_cli
-from orchestration.lib.mapping import Mappings, load_mappings
 
 WAREHOUSE_POOL = "warehouse_writer"  # one writer at a time: DuckDB admits one read-write process per file
 

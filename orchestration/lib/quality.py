@@ -10,8 +10,8 @@ from pathlib import Path
 
 from expectations import mart_suites, raw_suites
 from expectations.core import TableSuite, Validator
-from orchestration.lib.csv_loader import raw_columns
-from orchestration.lib.mapping import load_mappings
+from ingestion.csv_loader import raw_columns
+from ingestion.mapping import load_mappings
 
 
 def raw_schemas() -> dict[str, dict[str, str]]:

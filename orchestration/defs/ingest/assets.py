@@ -7,11 +7,11 @@ ledger has already seen, and reports what it did per file in the ledger and in i
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from ingestion.calendar_ingest import CalendarWindowSettings, ingest_calendars
+from ingestion.ingest import TableLoad, ingest_csv_table, load_order, parents_of
+from ingestion.mapping import load_mappings
+from ingestion.phones import PhoneNormalizer
 from orchestration.defs.resources import WAREHOUSE_POOL, Landing
-from orchestration.lib.calendar_ingest import CalendarWindowSettings, ingest_calendars
-from orchestration.lib.ingest import TableLoad, ingest_csv_table, load_order, parents_of
-from orchestration.lib.mapping import load_mappings
-from orchestration.lib.phones import PhoneNormalizer
 
 # canonical table -> what a row is (the asset's description in the UI)
 GRAIN: dict[str, str] = {

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import duckdb
 
-from orchestration.lib.calendar_ingest import CalendarWindowSettings, ingest_calendars
-from orchestration.lib.ingest import Log, TableLoad, ingest_csv_table, load_order
-from orchestration.lib.mapping import Mappings, load_mappings
-from orchestration.lib.phones import PhoneNormalizer
+from ingestion.calendar_ingest import CalendarWindowSettings, ingest_calendars
+from ingestion.ingest import Log, TableLoad, ingest_csv_table, load_order
+from ingestion.mapping import Mappings, load_mappings
+from ingestion.phones import PhoneNormalizer
 
 
 def ingest_everything(

@@ -20,9 +20,9 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from orchestration.lib.ledger import FileOutcome, PendingFile
-from orchestration.lib.mapping import CanonicalColumn, CanonicalTable, ColumnSource, FileMapping
-from orchestration.lib.phones import PhoneNormalizer, e164_sql_for
+from ingestion.ledger import FileOutcome, PendingFile
+from ingestion.mapping import CanonicalColumn, CanonicalTable, ColumnSource, FileMapping
+from ingestion.phones import PhoneNormalizer, e164_sql_for
 
 LINEAGE_DDL = "_extra_columns map(varchar, varchar), _source_file varchar, _record_number bigint, " \
     "_load_id varchar, _loaded_at timestamptz"  # fmt: skip

@@ -1,6 +1,6 @@
 """Declarative column mappings: which landing files feed which canonical raw table, and how their columns map.
 
-`orchestration/mappings/canonical.yaml` defines the raw tables (columns, types, checks). Each other YAML file there
+`ingestion/mappings/canonical.yaml` defines the raw tables (columns, types, checks). Each other YAML file there
 is a vendor mapping: file globs per table, CSV dialect (header or not), and per canonical column where its value
 comes from (a source column, a constant), with its date format, time zone and value renames. The README has a
 walk-through for adding one. Mistakes in a mapping raise `MappingError` naming the file and the entry, at load time,
@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-MAPPINGS_DIR = Path(__file__).resolve().parent.parent / "mappings"
+MAPPINGS_DIR = Path(__file__).resolve().parent / "mappings"
 TYPES = ("id", "string", "integer", "decimal", "boolean", "date", "timestamp", "phone")
 CHECKS = ("required", "min", "allowed", "references", "not_after_export", "region", "region_column", "scale")
 SOURCE_OPTIONS = ("from", "value", "format", "timezone", "values", "region")
@@ -102,7 +102,7 @@ class Mappings:
 
 def load_mappings(directory: Path | None = None) -> Mappings:
     """The canonical tables and every vendor mapping in `directory` (default: `SOURCE_MAPPINGS_DIR` or the shipped
-    `orchestration/mappings`)."""
+    `ingestion/mappings`)."""
     directory = Path(directory or os.environ.get("SOURCE_MAPPINGS_DIR") or MAPPINGS_DIR)
     canonical_path = directory / "canonical.yaml"
     if not canonical_path.exists():

@@ -15,9 +15,9 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from orchestration.lib.csv_loader import QUARANTINE_DDL
-from orchestration.lib.ingest import FileReport, Log, TableLoad
-from orchestration.lib.ledger import (
+from ingestion.csv_loader import QUARANTINE_DDL
+from ingestion.ingest import FileReport, Log, TableLoad
+from ingestion.ledger import (
     FileOutcome,
     LedgerEntry,
     PendingFile,
@@ -61,7 +61,7 @@ def _ddl(schema: pa.Schema, table: str) -> str:
 
 
 def ensure_calendar_tables(con: duckdb.DuckDBPyConnection) -> None:
-    from orchestration.lib.ics import ATTENDEE_SCHEMA, OCCURRENCE_SCHEMA
+    from ingestion.ics import ATTENDEE_SCHEMA, OCCURRENCE_SCHEMA
 
     con.execute("create schema if not exists raw; create schema if not exists quarantine")
     con.execute(_ddl(OCCURRENCE_SCHEMA, "calendar_events"))
@@ -71,7 +71,7 @@ def ensure_calendar_tables(con: duckdb.DuckDBPyConnection) -> None:
 
 def window_for(paths: list[Path], settings: CalendarWindowSettings):
     """The expansion window: from the configured start to the horizon past the newest export."""
-    from orchestration.lib.ics import Window
+    from ingestion.ics import Window
 
     newest = max((export_date_of(path) for path in paths), default=dt.date.today())
     start = dt.datetime.fromisoformat(settings.window_start).replace(tzinfo=dt.UTC)
@@ -93,7 +93,7 @@ def ingest_calendars(
     log: Log | None = None,
 ) -> CalendarLoad:
     """Load every calendar export the ledger has not seen; a group of files per transaction, with their ledger rows."""
-    from orchestration.lib.ics import expand_files
+    from ingestion.ics import expand_files
 
     settings = settings or CalendarWindowSettings()
     con.execute("set timezone = 'UTC'")

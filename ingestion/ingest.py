@@ -14,7 +14,7 @@ from pathlib import Path
 
 import duckdb
 
-from orchestration.lib.csv_loader import (
+from ingestion.csv_loader import (
     BatchFile,
     FileRejected,
     LoadContext,
@@ -22,9 +22,9 @@ from orchestration.lib.csv_loader import (
     ensure_tables,
     load_csv_batch,
 )
-from orchestration.lib.ledger import FileOutcome, LedgerEntry, PendingFile, ensure_ledger, pending_files, record
-from orchestration.lib.mapping import FileMapping, Mappings
-from orchestration.lib.phones import PhoneNormalizer
+from ingestion.ledger import FileOutcome, LedgerEntry, PendingFile, ensure_ledger, pending_files, record
+from ingestion.mapping import FileMapping, Mappings
+from ingestion.phones import PhoneNormalizer
 
 
 @dataclass

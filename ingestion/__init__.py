@@ -1,0 +1,1 @@
+"""The ingestion engine: readers, loaders, the ledger and the source mappings; no Dagster imports (DESIGN.md)."""
