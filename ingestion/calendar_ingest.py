@@ -15,7 +15,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from ingestion.csv_loader import QUARANTINE_DDL
+from ingestion.csv_loader import ensure_quarantine
 from ingestion.ingest import FileReport, Log, TableLoad
 from ingestion.ledger import (
     FileOutcome,
@@ -66,7 +66,7 @@ def ensure_calendar_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("create schema if not exists raw; create schema if not exists quarantine")
     con.execute(_ddl(OCCURRENCE_SCHEMA, "calendar_events"))
     con.execute(_ddl(ATTENDEE_SCHEMA, "calendar_attendees"))
-    con.execute(QUARANTINE_DDL.format(table="calendar_events"))
+    ensure_quarantine(con, "calendar_events")
 
 
 def window_for(paths: list[Path], settings: CalendarWindowSettings):

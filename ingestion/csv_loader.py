@@ -37,9 +37,13 @@ create table if not exists quarantine.{table} (
     columns varchar[] not null,
     raw_text varchar,
     _load_id varchar not null,
-    _loaded_at timestamptz not null
+    _loaded_at timestamptz not null,
+    detail varchar
 )
 """
+# `detail`: the library's own error text behind a reason (icalendar's, DuckDB's), kept for debugging; `reason` is
+# always a sentence of ours. Added after the first release, so older warehouses get it by `alter table`.
+QUARANTINE_MIGRATIONS = "alter table quarantine.{table} add column if not exists detail varchar"
 _SQL_TYPES = {
     "id": "varchar",
     "string": "varchar",
@@ -75,7 +79,13 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, table: CanonicalTable) -> None
     columns = [f'"{name}" {kind}' for name, kind in raw_columns(table).items()]
     con.execute("create schema if not exists raw; create schema if not exists quarantine")
     con.execute(f"create table if not exists raw.{table.name} ({', '.join(columns)}, {LINEAGE_DDL})")
-    con.execute(QUARANTINE_DDL.format(table=table.name))
+    ensure_quarantine(con, table.name)
+
+
+def ensure_quarantine(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """Create `quarantine.<table>` when absent, with the columns of this release."""
+    con.execute(QUARANTINE_DDL.format(table=table))
+    con.execute(QUARANTINE_MIGRATIONS.format(table=table))
 
 
 def quote_literal(text: str) -> str:
@@ -690,10 +700,11 @@ def _quarantine(
             "raw_text": pa.array([texts.get((row[0], row[2])) for row in rows], pa.string()),
             "_load_id": [files[row[0]].load_id for row in rows],
             "_loaded_at": pa.array([context.loaded_at] * len(rows), pa.timestamp("us", tz="UTC")),
+            "detail": pa.array([None] * len(rows), pa.string()),
         }
     )
     con.register("_quarantine_arrow", frame)
-    con.execute(f"insert into quarantine.{mapping.table.name} select * from _quarantine_arrow")
+    con.execute(f"insert into quarantine.{mapping.table.name} by name select * from _quarantine_arrow")
     con.unregister("_quarantine_arrow")
     counts: dict[int, int] = {}
     for row in rows:

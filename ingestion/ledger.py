@@ -39,9 +39,20 @@ create table if not exists raw.load_ledger (
     missing_columns varchar[],
     parser varchar,
     started_at timestamptz not null,
-    finished_at timestamptz not null
+    finished_at timestamptz not null,
+    detail varchar,
+    mapping_file varchar,
+    mapping_hash varchar,
+    timezone varchar
 )
 """
+# Columns added after the first release: `detail` (the library's own error text behind a rejection reason, for
+# debugging), the mapping that read the file and the SHA-256 of its text, and the time zone its local times were
+# read in. Older warehouses get them by `alter table`.
+LEDGER_MIGRATIONS = [
+    f"alter table raw.load_ledger add column if not exists {column} varchar"
+    for column in ("detail", "mapping_file", "mapping_hash", "timezone")
+]
 _DATE_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -70,10 +81,13 @@ class FileOutcome:
     extra_columns: list[str] = field(default_factory=list)
     missing_columns: list[str] = field(default_factory=list)
     parser: str | None = None
+    detail: str | None = None  # the library's own error text behind `reason`, for debugging
 
 
 def ensure_ledger(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(LEDGER_DDL)
+    for migration in LEDGER_MIGRATIONS:
+        con.execute(migration)
 
 
 def content_hash(path: Path) -> str:
@@ -176,6 +190,7 @@ def record(con: duckdb.DuckDBPyConnection, entries: list[LedgerEntry]) -> None:
             "extra_columns": pa.array([e.outcome.extra_columns for e in entries], pa.list_(pa.string())),
             "missing_columns": pa.array([e.outcome.missing_columns for e in entries], pa.list_(pa.string())),
             "parser": pa.array([e.outcome.parser for e in entries], pa.string()),
+            "detail": pa.array([e.outcome.detail for e in entries], pa.string()),
             "started_at": pa.array([e.started_at for e in entries], stamp),
             "finished_at": pa.array([finished_at] * len(entries), stamp),
         }
