@@ -129,7 +129,7 @@ def ingest_calendars(
 
 def _outcome(parsed) -> FileOutcome:
     if parsed.rejected:
-        return FileOutcome(status="rejected", reason=parsed.rejected, parser=parsed.parser)
+        return FileOutcome(status="rejected", reason=parsed.rejected, parser=parsed.parser, detail=parsed.detail)
     return FileOutcome(
         status="loaded",
         rows_read=parsed.events_read,
@@ -204,40 +204,21 @@ def _commit(con: duckdb.DuckDBPyConnection, group: list, run_id: str | None, loa
 
 
 def _quarantine_table(quarantined: list, loaded_at: dt.datetime) -> pa.Table:
+    """Quarantine rows from the reader's fields: the UID as record id, the problem code, the property at fault."""
+    events = [event for _, _, event in quarantined]
+    texts = pa.list_(pa.string())
     return pa.table(
         {
             "_source_file": [relative for relative, _, _ in quarantined],
-            "_record_number": pa.array([event.record_number for _, _, event in quarantined], pa.int64()),
-            "_line": pa.array([event.line for _, _, event in quarantined], pa.int64()),
-            "record_id": pa.array([_uid_of(event.raw_text) for _, _, event in quarantined], pa.string()),
-            "reason": [event.reason for _, _, event in quarantined],
-            "problems": [[_problem_code(event.reason)] for _, _, event in quarantined],
-            "columns": [[_property_of(event.reason)] for _, _, event in quarantined],
-            "raw_text": [event.raw_text for _, _, event in quarantined],
+            "_record_number": pa.array([event.record_number for event in events], pa.int64()),
+            "_line": pa.array([event.line for event in events], pa.int64()),
+            "record_id": pa.array([event.uid for event in events], pa.string()),
+            "reason": [event.reason for event in events],
+            "problems": pa.array([[event.code] for event in events], texts),
+            "columns": pa.array([[event.property] if event.property else [] for event in events], texts),
+            "raw_text": [event.raw_text for event in events],
+            "detail": pa.array([event.detail for event in events], pa.string()),
             "_load_id": [load_id for _, load_id, _ in quarantined],
             "_loaded_at": pa.array([loaded_at] * len(quarantined), pa.timestamp("us", tz="UTC")),
         }
     )
-
-
-def _uid_of(raw_text: str) -> str | None:
-    lines = raw_text.replace("\r\n", "\n").split("\n")
-    for index, line in enumerate(lines):
-        if line.upper().startswith("UID:"):
-            value = line[4:]
-            for following in lines[index + 1 :]:
-                if following[:1] in (" ", "\t"):
-                    value += following[1:]
-                else:
-                    break
-            return value
-    return None
-
-
-def _problem_code(reason: str) -> str:
-    return "no_time_zone" if "time zone" in reason else "invalid_event"
-
-
-def _property_of(reason: str) -> str:
-    word = reason.split(" ", 1)[0]
-    return word if word.isupper() else ""

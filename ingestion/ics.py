@@ -6,15 +6,26 @@ from the 20,000 occurrences per second a full reload needs, so the fast reader p
 warehouse uses with `str` methods, takes time zones from `zoneinfo` and expands RRULEs with `dateutil`, following
 `recurring-ical-events` step by step (wall-clock expansion in the DTSTART zone, inclusive UNTIL in UTC, EXDATE and
 RECURRENCE-ID matched on both the UTC and the local time, overlap with the window). Whatever it does not handle
-exactly like the reference (a time zone that is not an IANA name, an RRULE part it does not know, RANGE=THISANDFUTURE,
-an RDATE period, an alarm, a line it cannot split) sends the whole file to the reference reader: it never guesses.
+exactly like the reference (a VTIMEZONE whose TZID is not an IANA name, an RRULE part it does not know, DATE and
+DATE-TIME values mixed in one event, RANGE=THISANDFUTURE, an RDATE period, an alarm, a line it cannot split) sends the
+whole file to the reference reader: it never guesses.
 On the demo world (5,155 files, 126,458 occurrences, 2 CPUs, `expand_files` with two workers) the reference reader
 gives about 3,500 occurrences per second and the fast reader about 30,000, with no file falling back.
 
-Both readers share the checks that decide what is bad input, so they agree on it: a VEVENT whose DTSTART, DTEND or
-RECURRENCE-ID is not a date or date-time, or is a floating time, is quarantined with a reason and the rest of the
-file loads; a file that is empty, not UTF-8, not iCalendar or structurally broken (a BEGIN:VEVENT never closed) is
-rejected whole.
+What icalendar reads, both readers read:
+- a file may hold several VCALENDARs one after another (RFC 5545 allows it; some clients stream several calendars
+  into one export). Each is expanded on its own, so a series is the VEVENTs of one UID within one VCALENDAR; the
+  mailbox is the first X-WR-CALNAME of the file, else the file name.
+- a TZID without a VTIMEZONE is resolved by icalendar's own lookup (`icalendar.timezone.tzp.timezone`): an IANA
+  name, a Windows name such as "W. Europe Standard Time" through icalendar's Windows table, or a vendor-prefixed
+  name. The fast reader asks the same function, so both place the event identically.
+
+Both readers share the checks that decide what is bad input, so they agree on it, and each quarantined event carries
+a problem `code` and the `property` at fault as fields, a `reason` that is a sentence of ours, and the library's own
+error text apart in `detail`: a VEVENT without DTSTART or UID, whose DTSTART, DTEND or RECURRENCE-ID is not a date or
+date-time or is a floating time, whose TZID neither icalendar nor the file can place, with an RDATE that is a time of
+day, or that recurring-ical-events cannot expand, is quarantined and the rest of the file loads; a file that is
+empty, not UTF-8, not iCalendar or structurally broken (a BEGIN:VEVENT never closed) is rejected whole.
 """
 
 from __future__ import annotations
@@ -89,14 +100,44 @@ class Window:
             raise ValueError("window ends before it starts")
 
 
+# What can be wrong with one VEVENT; `QuarantinedEvent.code` is one of these, and the reason is built from it.
+MISSING_DTSTART = "missing_dtstart"
+MISSING_UID = "missing_uid"
+REPEATED_PROPERTY = "repeated_property"
+INVALID_VALUE = "invalid_value"
+NO_TIME_ZONE = "no_time_zone"  # a floating time: no TZID and no Z
+UNKNOWN_TIME_ZONE = "unknown_time_zone"  # a TZID that neither icalendar nor the file's VTIMEZONEs can place
+CANNOT_EXPAND = "cannot_expand"  # recurring-ical-events fails on the series
+PROBLEM_CODES = (
+    MISSING_DTSTART,
+    MISSING_UID,
+    REPEATED_PROPERTY,
+    INVALID_VALUE,
+    NO_TIME_ZONE,
+    UNKNOWN_TIME_ZONE,
+    CANNOT_EXPAND,
+)
+
+
 @dataclass
 class QuarantinedEvent:
-    """A VEVENT left out of the load, with the reason a person reads."""
+    """A VEVENT left out of the load: what is wrong as fields, and the reason a person reads."""
 
     record_number: int  # 1-based index of the VEVENT in the file
     line: int  # 1-based physical line of its BEGIN:VEVENT
     raw_text: str  # its physical lines, BEGIN to END, joined with "\n"
+    reason: str  # a sentence of ours, never a library's error text
+    code: str  # one of PROBLEM_CODES
+    property: str | None  # the property at fault ("DTSTART", "UID", ...); None when it is the whole series
+    uid: str | None  # its UID as written, None when it has none
+    detail: str | None = None  # the library's own error text behind the reason, for debugging
+
+
+class _Problem(NamedTuple):
+    code: str
+    property: str | None
     reason: str
+    detail: str | None = None
 
 
 @dataclass
@@ -111,6 +152,7 @@ class CalendarFileResult:
     occurrences: pa.Table
     attendees: pa.Table
     rejected: str | None = None
+    detail: str | None = None  # the library's own error text behind `rejected`, for debugging
 
 
 def read_calendar_file(path: Path, window: Window, *, fast: bool = True) -> CalendarFileResult:
@@ -187,6 +229,7 @@ class _FileRows:
     occurrences: list[tuple[object, ...]]
     attendees: list[tuple[object, ...]]
     rejected: str | None = None
+    detail: str | None = None
 
 
 @dataclass
@@ -211,6 +254,7 @@ class _Chunk:
                     occurrences=self.occurrences.slice(occurrence_offset, occurrence_count),
                     attendees=self.attendees.slice(attendee_offset, attendee_count),
                     rejected=file.rejected,
+                    detail=file.detail,
                 )
             )
             occurrence_offset += occurrence_count
@@ -249,7 +293,11 @@ class _Fallback(Exception):
 
 
 class _Quarantine(Exception):
-    """One VEVENT cannot be loaded; the message is the reason."""
+    """One VEVENT cannot be loaded, for `problem`."""
+
+    def __init__(self, problem: _Problem) -> None:
+        super().__init__(problem.reason)
+        self.problem = problem
 
 
 def _decode(data: bytes) -> tuple[str, str | None]:
@@ -293,7 +341,7 @@ def _begin_or_end(line: str) -> tuple[str, str] | None:
 
 
 def _structure_problem(lines: list[_LogicalLine]) -> str | None:
-    """Why the components of a file do not nest into exactly one VCALENDAR, or None when they do."""
+    """Why the components of a file do not nest into VCALENDARs one after another, or None when they do."""
     if not lines:
         return "file is empty"
     first = _begin_or_end(lines[0].text)
@@ -305,7 +353,9 @@ def _structure_problem(lines: list[_LogicalLine]) -> str | None:
         marker = _begin_or_end(line.text)
         if closed:
             if marker == ("BEGIN", "VCALENDAR"):
-                return f"the file holds more than one VCALENDAR (another begins at line {line.first})"
+                closed = False
+                stack.append(("VCALENDAR", line.first))
+                continue
             if line.text.split(":", 1)[0].split(";", 1)[0].strip().upper() != "X-COMMENT":
                 return f"line {line.first} comes after END:VCALENDAR"
             continue
@@ -353,15 +403,55 @@ def _vevent_spans(text: str, lines: list[_LogicalLine]) -> list[_Span]:
     return spans
 
 
-def _invalid_value_reason(name: str, value: str, value_type: str | None) -> str:
+def _invalid_value(name: str, value: str, value_type: str | None, detail: str | None = None) -> _Problem:
     kind = "date" if value_type == "DATE" else "date-time"
-    return f"{name} {value!r} is not a valid {kind}"
+    return _Problem(INVALID_VALUE, name, f"{name} {value!r} is not a valid {kind}", detail)
 
 
-def _floating_reason(name: str, value: str, tzid: str | None) -> str:
-    if tzid:
-        return f"{name} {value} names the time zone {tzid!r}, which is not known, so it cannot be placed in UTC"
-    return f"{name} {value} has no time zone (floating time), so it cannot be placed in UTC"
+def _without_zone(name: str, value: str, tzid: str | None) -> _Problem:
+    """A date-time that cannot be placed in UTC: floating, or in a zone no one can place."""
+    if not tzid:
+        reason = f"{name} {value} has no time zone (floating time), so it cannot be placed in UTC"
+        return _Problem(NO_TIME_ZONE, name, reason)
+    reason = (
+        f"{name} {value} names the time zone {tzid!r}, which is neither a time zone name icalendar knows (IANA or "
+        "Windows) nor defined by a VTIMEZONE in the file, so it cannot be placed in UTC; export the calendar with "
+        "its time zones or in UTC"
+    )
+    return _Problem(UNKNOWN_TIME_ZONE, name, reason, _unknown_zone_detail(tzid))
+
+
+def _unknown_zone_detail(tzid: str) -> str:
+    """What zoneinfo says of a TZID icalendar could not place (icalendar itself leaves such a time floating)."""
+    try:
+        zoneinfo.ZoneInfo(tzid)
+    except Exception as error:  # noqa: BLE001 - ZoneInfoNotFoundError, ValueError, OSError: all are the answer
+        return f"{type(error).__name__}: {error}"
+    return f"icalendar.timezone.tzp.timezone({tzid!r}) returned None"
+
+
+# Why an event without UID is quarantined rather than given an id derived from its content: staging keeps the latest
+# export of each UID, and a derived id changes when the meeting is moved or renamed, so every re-export would add
+# another meeting instead of replacing it, silently; set aside with its reason, the event stays visible.
+_NO_UID = _Problem(
+    MISSING_UID,
+    "UID",
+    "VEVENT has no UID, so it cannot be told apart from other events or matched to itself in later exports; "
+    "give it a UID (RFC 5545 requires one) in the calendar client and export again",
+)
+_NO_DTSTART = _Problem(MISSING_DTSTART, "DTSTART", "VEVENT has no DTSTART, so it cannot be placed in time")
+
+
+def _cannot_expand(uid: str, error: Exception) -> _Problem:
+    reason = (
+        f"recurring-ical-events cannot expand the events with UID {uid} into occurrences; check their DTSTART, DTEND, "
+        "RRULE, RDATE, EXDATE and RECURRENCE-ID values in the calendar and export again"
+    )
+    return _Problem(CANNOT_EXPAND, None, reason, f"{type(error).__name__}: {error}")
+
+
+def _quarantined(number: int, line: int, raw_text: str, problem: _Problem, uid: str | None) -> QuarantinedEvent:
+    return QuarantinedEvent(number, line, raw_text, problem.reason, problem.code, problem.property, uid, problem.detail)
 
 
 def _email(address: str) -> str:
@@ -445,8 +535,8 @@ def _result(
     return _FileRows(path, parser, events_read, quarantined, occurrences, attendees)
 
 
-def _rejected(path: Path, parser: str, reason: str) -> _FileRows:
-    return _FileRows(path, parser, 0, [], [], [], rejected=reason)
+def _rejected(path: Path, parser: str, reason: str, detail: str | None = None) -> _FileRows:
+    return _FileRows(path, parser, 0, [], [], [], rejected=reason, detail=detail)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -462,42 +552,55 @@ def _read_reference(path: Path, text: str, window: Window) -> _FileRows:
         return _rejected(path, REFERENCE, problem)
     spans = _vevent_spans(text, lines)
     try:
-        calendar = icalendar.Calendar.from_ical(text)
+        calendars = icalendar.Calendar.from_ical(text, multiple=True)
     except Exception as error:  # noqa: BLE001 - whatever icalendar raises on a file, the file is rejected
-        return _rejected(path, REFERENCE, f"icalendar cannot read the file: {error}")
-    if calendar.get("CALSCALE", "GREGORIAN") != "GREGORIAN":
-        return _rejected(path, REFERENCE, f"calendar scale {calendar['CALSCALE']} is not supported, only GREGORIAN")
-    components = calendar.walk("VEVENT")
+        reason = "icalendar cannot read the file, so none of its events can be loaded; check that it is a whole export"
+        return _rejected(path, REFERENCE, reason, f"{type(error).__name__}: {error}")
+    calendars = [calendar for calendar in calendars if calendar.name == "VCALENDAR"]
+    for calendar in calendars:
+        if calendar.get("CALSCALE", "GREGORIAN") != "GREGORIAN":
+            reason = f"calendar scale {calendar['CALSCALE']} is not supported, only GREGORIAN"
+            return _rejected(path, REFERENCE, reason)
+    components = [(index, event) for index, calendar in enumerate(calendars) for event in calendar.walk("VEVENT")]
     if len(components) != len(spans):
         return _rejected(path, REFERENCE, f"found {len(spans)} VEVENTs but icalendar read {len(components)}")
-    calendar_name = _reference_text(calendar.get("X-WR-CALNAME"))  # icalendar keeps X- values escaped
-    mailbox = (calendar_name and _text(calendar_name)) or path.stem
+    names = (calendar.get("X-WR-CALNAME") for calendar in calendars)
+    calendar_name = _reference_text(next((name for name in names if name is not None), None))
+    mailbox = (calendar_name and _text(calendar_name)) or path.stem  # icalendar keeps X- values escaped
 
     quarantined: list[QuarantinedEvent] = []
     kept: dict[int, icalendar.Component] = {}
-    for number, (component, span) in enumerate(zip(components, spans, strict=True), start=1):
-        reason = _reference_problem(component)
-        if reason is None:
+    calendar_of: dict[int, int] = {}
+    for number, ((index, component), span) in enumerate(zip(components, spans, strict=True), start=1):
+        problem = _reference_problem(component)
+        if problem is None:
             component.add(_RECORD_TAG, str(number))
             kept[number] = component
+            calendar_of[number] = index
         else:
-            quarantined.append(QuarantinedEvent(number, span.line, span.raw_text, reason))
-    _keep_only(calendar, kept.values())
+            uid = _reference_text(component.get("UID"))
+            quarantined.append(_quarantined(number, span.line, span.raw_text, problem, uid))
 
     # all-day events take the zone of the window ends in recurring-ical-events: UTC, as the warehouse wants
     start, end = window.start.astimezone(dt.UTC), window.end.astimezone(dt.UTC)
-    try:
-        found = recurring_ical_events.of(calendar).between(start, end)
-    except Exception:  # noqa: BLE001 - any failure is narrowed down to the series that cause it
-        found = []
-        for uid, group in _series(kept).items():
+    found = []
+    for index, calendar in enumerate(calendars):
+        events = {number: component for number, component in kept.items() if calendar_of[number] == index}
+        _keep_only(calendar, events.values())
+        try:
+            found.extend(recurring_ical_events.of(calendar).between(start, end))
+            continue
+        except Exception:  # noqa: BLE001 - any failure is narrowed down to the series that cause it
+            pass
+        for uid, group in _series(events).items():
             try:
                 found.extend(recurring_ical_events.of(_calendar_with(calendar, group)).between(start, end))
             except Exception as error:  # noqa: BLE001 - recurring-ical-events raises many types
-                for number, _ in group:
+                for number, component in group:
                     span = spans[number - 1]
-                    reason = f"the events with UID {uid} cannot be expanded: {error}"
-                    quarantined.append(QuarantinedEvent(number, span.line, span.raw_text, reason))
+                    uid_as_written = _reference_text(component.get("UID"))
+                    problem = _cannot_expand(uid, error)
+                    quarantined.append(_quarantined(number, span.line, span.raw_text, problem, uid_as_written))
                     kept.pop(number)
 
     fields = {
@@ -530,31 +633,47 @@ def _read_reference(path: Path, text: str, window: Window) -> _FileRows:
     return _result(path, REFERENCE, len(components), quarantined, occurrences, attendees)
 
 
-def _reference_problem(component: icalendar.Component) -> str | None:
-    """Why a VEVENT cannot be loaded, checking DTSTART, DTEND, RECURRENCE-ID, then the recurrence properties."""
+def _reference_problem(component: icalendar.Component) -> _Problem | None:
+    """Why a VEVENT cannot be loaded, checking DTSTART, DTEND, RECURRENCE-ID, UID, then the recurrence properties
+    (the fast reader checks in the same order, so both name the same first problem)."""
     if "DTSTART" not in component:
-        return "VEVENT has no DTSTART"
+        return _NO_DTSTART
     for name in ("DTSTART", "DTEND", "RECURRENCE-ID"):
         prop = component.get(name)
         if prop is None:
             continue
         if isinstance(prop, list):
-            return f"VEVENT has more than one {name}"
+            return _Problem(REPEATED_PROPERTY, name, f"VEVENT has more than one {name}; keep one and export again")
         parameters = getattr(prop, "params", {})
         value_type = str(parameters.get("VALUE", "")).upper() or None
         if isinstance(prop, icalendar.prop.vBroken):
-            return _invalid_value_reason(name, str(prop), value_type)
+            return _invalid_value(name, str(prop), value_type, _broken_detail(prop))
         value = prop.dt
         if not isinstance(value, dt.date):
-            return _invalid_value_reason(name, prop.to_ical().decode("utf-8"), value_type)
+            return _invalid_value(name, prop.to_ical().decode("utf-8"), value_type)
         if isinstance(value, dt.datetime) and value.tzinfo is None:
-            return _floating_reason(name, prop.to_ical().decode("utf-8"), parameters.get("TZID"))
+            return _without_zone(name, prop.to_ical().decode("utf-8"), parameters.get("TZID"))
+    uid = _reference_text(component.get("UID"))
+    if uid is None or not uid.strip():
+        return _NO_UID
     kinds = {"DURATION": "duration", "RRULE": "recurrence rule", "RDATE": "list of dates", "EXDATE": "list of dates"}
     for name, kind in kinds.items():
         for prop in _as_list(component.get(name)):
             if isinstance(prop, icalendar.prop.vBroken):
-                return f"{name} {str(prop)!r} is not a valid {kind}"
+                reason = f"{name} {str(prop)!r} is not a valid {kind}"
+                return _Problem(INVALID_VALUE, name, reason, _broken_detail(prop))
+    for prop in _as_list(component.get("RDATE")):
+        # a time of day with no date: recurring-ical-events fails comparing it with the dates of the series
+        if any(isinstance(value.dt, dt.time) for value in prop.dts):
+            written = prop.to_ical().decode("utf-8")
+            reason = f"RDATE {written!r} is a time of day without a date, so it adds no occurrence that can be placed"
+            return _Problem(INVALID_VALUE, "RDATE", reason + "; write it as a date or date-time and export again")
     return None
+
+
+def _broken_detail(prop: icalendar.prop.vBroken) -> str | None:
+    error = prop.parse_error
+    return None if error is None else f"{type(error).__name__}: {error}"
 
 
 def _keep_only(calendar: icalendar.Component, events: Iterable[icalendar.Component]) -> None:
@@ -759,16 +878,32 @@ _IANA: frozenset[str] = frozenset()
 _ZONES: dict[str, zoneinfo.ZoneInfo] = {}
 
 
-def _zone(tzid: str) -> zoneinfo.ZoneInfo:
-    """The zoneinfo zone of an IANA TZID, the one icalendar picks for it; other TZIDs are a fallback."""
+def _is_iana(tzid: str) -> bool:
+    global _IANA
+    if not _IANA:
+        _IANA = frozenset(zoneinfo.available_timezones())
+    return tzid in _IANA
+
+
+def _zone(tzid: str) -> zoneinfo.ZoneInfo | None:
+    """The zoneinfo zone icalendar picks for a TZID that no VTIMEZONE of the file defines, None when it finds none.
+
+    An IANA name is its own zone. Any other name goes to icalendar's own lookup, `tzp.timezone`, which knows the
+    Windows names ("Pacific Standard Time") and vendor-prefixed ones ("/example.org/Europe/Berlin"): the same
+    function the reference reader's icalendar calls, so the two cannot disagree. icalendar also keeps the zones it
+    built from other files' VTIMEZONEs in that lookup; such a zone is not a zoneinfo zone, and is a fallback.
+    """
     zone = _ZONES.get(tzid)
     if zone is None:
-        global _IANA
-        if not _IANA:
-            _IANA = frozenset(zoneinfo.available_timezones())
-        if tzid not in _IANA:
-            raise _Fallback(f"TZID {tzid!r} is not an IANA time zone")
-        zone = _ZONES[tzid] = zoneinfo.ZoneInfo(tzid)
+        if _is_iana(tzid):
+            zone = zoneinfo.ZoneInfo(tzid)
+        else:
+            zone = icalendar.timezone.tzp.timezone(tzid)
+            if zone is None:
+                return None
+            if not isinstance(zone, zoneinfo.ZoneInfo):
+                raise _Fallback(f"TZID {tzid!r} is a time zone icalendar built from a VTIMEZONE")
+        _ZONES[tzid] = zone
     return zone
 
 
@@ -797,9 +932,9 @@ def _time(name: str, section: str, value: str) -> _Time:
                 if tzid is not None:
                     raise _Fallback(f"{name} has both TZID and Z")
                 return _Time(local, _UTC, "UTC", local)
-            if tzid is None:
-                raise _Quarantine(_floating_reason(name, value, None))
-            zone = _zone(tzid)
+            zone = None if tzid is None else _zone(tzid)
+            if zone is None:
+                raise _Quarantine(_without_zone(name, value, tzid))
             return _Time(local, zone, tzid, local - zone.utcoffset(local))
     elif size == 8 and value.isdigit() and value_type in (None, "DATE") and tzid is None:
         try:
@@ -818,7 +953,8 @@ def _checked_by_icalendar(name: str, section: str, value: str, tzid: str | None,
     try:
         factory.from_ical(value, tzid) if tzid else factory.from_ical(value)
     except (ValueError, TypeError) as error:
-        raise _Quarantine(_invalid_value_reason(name, value, value_type)) from error
+        detail = f"{type(error).__name__}: {error}"
+        raise _Quarantine(_invalid_value(name, value, value_type, detail)) from error
     raise _Fallback(f"{name};{section}:{value} is read by icalendar in a way the fast reader does not")
 
 
@@ -990,6 +1126,7 @@ class _Event(NamedTuple):
     body: tuple  # between recurrence_id and start_at
     tail: tuple  # after end_at
     uid: str
+    calendar: int  # 0-based index of its VCALENDAR in the file: a series lives within one
     is_recurring: bool
     start: _Time
     end_utc: dt.datetime
@@ -1022,8 +1159,9 @@ def _read_fast(path: Path, text: str, window: Window) -> _FileRows:
     if not lines or lines[0] != "BEGIN:VCALENDAR":
         return structural("first line")
     mailbox = None
-    events: list[tuple[int, dict, list, list, list, list]] = []
+    events: list[tuple[int, int, dict, list, list, list, list]] = []
     index, count, closed = 1, len(lines), False
+    calendar, named = 0, False  # the VCALENDAR being read, and whether it had its X-WR-CALNAME
     while index < count:
         line = lines[index]
         index += 1
@@ -1060,7 +1198,7 @@ def _read_fast(path: Path, text: str, window: Window) -> _FileRows:
                     multiple[name].append((section, value))
                 elif name in ("BEGIN", "END"):
                     return structural(f"{line} inside a VEVENT")
-            events.append((len(events), single, attendees, exdates, rdates, rrules))
+            events.append((len(events), calendar, single, attendees, exdates, rdates, rrules))
         elif line == "BEGIN:VTIMEZONE":
             try:
                 end = lines.index("END:VTIMEZONE", index)
@@ -1072,23 +1210,28 @@ def _read_fast(path: Path, text: str, window: Window) -> _FileRows:
             tzids = [entry[5:] for entry in block if entry.startswith("TZID:")]
             if len(tzids) != 1:
                 raise _Fallback("VTIMEZONE without one plain TZID")
-            _zone(tzids[0])
+            if not _is_iana(tzids[0]):
+                raise _Fallback(f"VTIMEZONE {tzids[0]!r}, which icalendar may build its own zone from")
             if not _timezone_is_readable("\r\n".join(block) + "\r\n"):
                 raise _Fallback("VTIMEZONE icalendar does not read")
             index = end + 1
         elif line == "END:VCALENDAR":
-            closed = True
-            if any(lines[index:]):
+            following = next((number for number in range(index, count) if lines[number]), count)
+            if following == count:
+                closed = True
+                break
+            if lines[following] != "BEGIN:VCALENDAR":
                 return structural("content after END:VCALENDAR")
-            break
+            calendar, named, index = calendar + 1, False, following + 1
         else:
             name, section, value = _split_line(line)
             if section:
                 _parameters(section)
             if name == "X-WR-CALNAME":
-                if mailbox is not None:
-                    raise _Fallback("X-WR-CALNAME twice")
-                mailbox = _text(value)
+                if named:
+                    raise _Fallback("X-WR-CALNAME twice in one VCALENDAR")
+                named = True
+                mailbox = _text(value) if mailbox is None else mailbox
             elif name == "CALSCALE" and value != "GREGORIAN":
                 raise _Fallback("CALSCALE")
             elif name not in _CALENDAR_PROPERTIES and (not name.startswith("X-") or name == "X-WR-TIMEZONE"):
@@ -1102,15 +1245,16 @@ def _read_fast(path: Path, text: str, window: Window) -> _FileRows:
     quarantined: list[QuarantinedEvent] = []
     parsed: list[_Event] = []
     attendee_rows: list[tuple[object, ...]] = []
-    for position, single, attendees, exdates, rdates, rrules in events:
+    for position, calendar, single, attendees, exdates, rdates, rrules in events:
         number, line_number = position + 1, begins[position] + 1
         try:
-            event = _fast_event(number, line_number, single, exdates, rdates, rrules, mailbox)
-        except _Quarantine as problem:
+            event = _fast_event(number, line_number, calendar, single, exdates, rdates, rrules, mailbox)
+        except _Quarantine as quarantine:
             physical = text.split(newline)
             end = physical.index("END:VEVENT", begins[position])
             raw_text = "\n".join(physical[begins[position] : end + 1])
-            quarantined.append(QuarantinedEvent(number, line_number, raw_text, str(problem)))
+            uid = _uid_as_written(single)
+            quarantined.append(_quarantined(number, line_number, raw_text, quarantine.problem, uid))
             continue
         parsed.append(event)
         recurrence_id = None if event.recurrence_id is None else _micros(event.recurrence_id.utc)
@@ -1130,9 +1274,9 @@ def _read_fast(path: Path, text: str, window: Window) -> _FileRows:
                 )
             )
 
-    series: dict[str, list[_Event]] = {}
+    series: dict[tuple[int, str], list[_Event]] = {}
     for event in parsed:
-        series.setdefault(event.uid, []).append(event)
+        series.setdefault((event.calendar, event.uid), []).append(event)
     occurrence_rows: list[tuple[object, ...]] = []
     window_start = window.start.astimezone(dt.UTC).replace(tzinfo=None)
     window_end = window.end.astimezone(dt.UTC).replace(tzinfo=None)
@@ -1163,9 +1307,19 @@ def _timezone_is_readable(block: str) -> bool:
     return True
 
 
+def _uid_as_written(single: dict[str, tuple[str, str]]) -> str | None:
+    entry = single.get("UID")
+    if entry is None:
+        return None
+    if entry[0] and "VALUE" in _parameters(entry[0]):
+        raise _Fallback("UID with a VALUE parameter")
+    return _text(entry[1])
+
+
 def _fast_event(
     number: int,
     line: int,
+    calendar: int,
     single: dict[str, tuple[str, str]],
     exdates: list[tuple[str, str]],
     rdates: list[tuple[str, str]],
@@ -1173,7 +1327,7 @@ def _fast_event(
     mailbox: str,
 ) -> _Event:
     if "DTSTART" not in single:
-        raise _Quarantine("VEVENT has no DTSTART")
+        raise _Quarantine(_NO_DTSTART)
     start = _time("DTSTART", *single["DTSTART"])
     end = _time("DTEND", *single["DTEND"]) if "DTEND" in single else None
     recurrence_id = _time("RECURRENCE-ID", *single["RECURRENCE-ID"]) if "RECURRENCE-ID" in single else None
@@ -1182,9 +1336,9 @@ def _fast_event(
         entry = single.get(name)
         if entry is not None and entry[0] and "VALUE" in _parameters(entry[0]):
             raise _Fallback(f"{name} with a VALUE parameter")
-    if "UID" not in single:
-        raise _Fallback("VEVENT without UID")
-    uid = _text(single["UID"][1])
+    uid = _uid_as_written(single)
+    if uid is None or not uid.strip():
+        raise _Quarantine(_NO_UID)
     sequence = None
     if "SEQUENCE" in single:
         section, value = single["SEQUENCE"]
@@ -1252,6 +1406,7 @@ def _fast_event(
         body,
         tail,
         uid,
+        calendar,
         fields.is_recurring,
         start,
         end_utc,
