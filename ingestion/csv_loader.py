@@ -4,7 +4,7 @@ A batch of files with the same header is read once by DuckDB's CSV reader with e
 and a record number (small drops are batched because a statement's fixed cost, not the rows, dominates them); types
 and checks are then SQL over that text, so a bad value becomes a quarantine row with a reason instead of an error.
 Phone numbers are normalized once per distinct text (see `phones.py`): plain ones in SQL, the others in Python.
-Duplicates and references are looked up only for the few rows that can have them, which keeps a load close to the
+Duplicates are looked up only for the few rows that can have them, which keeps a load close to the
 cost of DuckDB's bare `read_csv` (measured in `bench/`, see docs/benchmarks.md).
 """
 
@@ -21,7 +21,7 @@ import duckdb
 import pyarrow as pa
 
 from ingestion.ledger import FileOutcome, PendingFile
-from ingestion.mapping import CanonicalColumn, CanonicalTable, ColumnSource, FileMapping
+from ingestion.mapping import UNSET_ZONE, CanonicalColumn, CanonicalTable, ColumnSource, FileMapping
 from ingestion.phones import PhoneNormalizer, e164_sql_for
 
 LINEAGE_DDL = "_extra_columns map(varchar, varchar), _source_file varchar, _record_number bigint, " \
@@ -122,7 +122,14 @@ class FileRejected(Exception):
 
 def check_header(mapping: FileMapping, path: Path) -> tuple[list[str], list[str], list[str]]:
     """The file's columns, the mapped columns it lacks and the unknown columns it adds; raises `FileRejected` when
-    a column a required canonical column comes from is missing."""
+    a column a required canonical column comes from is missing, or when the mapping has not named the time zone of
+    its local times yet."""
+    if mapping.unset_timezones:
+        raise FileRejected(
+            f"{mapping.definition.name} does not name the time zone its {mapping.vendor} times are written in "
+            f"(`timezone: {UNSET_ZONE}` for {', '.join(mapping.unset_timezones)}): set it in your copy of the mapping "
+            "in SOURCE_MAPPINGS_DIR, and the file loads on the next run"
+        )
     file_columns = _file_columns(mapping, path)
     missing = [name for name in mapping.source_columns if name not in file_columns]
     extra = [name for name in file_columns if name not in set(mapping.source_columns)]
@@ -154,14 +161,16 @@ def load_csv_batch(
     _stage_files(con, files)
     _read_into_stage(con, mapping, [file.pending.path for file in files], file_columns)
     sources = {source.canonical: source for source in mapping.columns}
-    _normalize_phones(con, table, sources, file_columns, context.phones)
+    _normalize_phones(con, table, sources, file_columns, context.phones, mapping.internal_extensions)
     con.execute(
         "create or replace temp table _problems "
         "(_file integer, _record_number bigint, code varchar, column_name varchar, message varchar)"
     )
     _find_repeats(con, file_columns, _key_text(mapping, file_columns))
-    _find_unknown_references(con, table, sources, file_columns)
-    plan = _typing_plan(table, sources, file_columns, extra)
+    if any(source.timezone_column in file_columns for source in mapping.columns if source.timezone_column):
+        # the zones DuckDB knows: a per-row zone is checked against them before `timezone()`, which fails on others
+        con.execute("create or replace temp table _zones as select distinct name from pg_timezone_names()")
+    plan = _typing_plan(table, sources, file_columns, extra, mapping.internal_extensions)
     # One pass types every row and flags the bad ones; the problems are then worked out for the flagged rows only.
     con.execute(
         f"create or replace temp table _typed as select s._file, s._record_number, {', '.join(plan.selects)}, "
@@ -186,6 +195,7 @@ def load_csv_batch(
     quarantined = _quarantine(con, mapping, files, file_columns, context)
     read = dict(con.execute("select _file, count(*) from _src group by _file").fetchall())
     con.execute("drop table _src; drop table _typed; drop table _problems; drop table _phones; drop table _files")
+    con.execute("drop table if exists _zones")
     return [
         FileOutcome(
             status="loaded",
@@ -224,14 +234,14 @@ def _file_columns(mapping: FileMapping, path: Path) -> list[str]:
     if path.stat().st_size == 0:
         if mapping.header:
             raise FileRejected("the file is empty (0 bytes): not even a header row")
-        return list(mapping.header_columns)
-    if not mapping.header:
-        return list(mapping.header_columns)
+        return list(next(iter(mapping.layouts.values())))
     with path.open("rb") as handle:
         head = handle.read(1 << 16)
     if b"\x00" in head:
         raise FileRejected("the file holds binary data (NUL bytes): it is not a CSV export")
     text = head.decode("utf-8-sig", errors="replace")
+    if not mapping.header:
+        return list(_layout_of(mapping, text))
     first = text.split("\n", 1)[0].rstrip("\r")
     if not first.strip():
         raise FileRejected("the first line is blank: expected a header row naming the columns")
@@ -248,6 +258,26 @@ def _file_columns(mapping: FileMapping, path: Path) -> list[str]:
             f"none of its fields ({', '.join(header[:6])}{', ...' if len(header) > 6 else ''}) is a known column"
         )
     return header
+
+
+def _layout_of(mapping: FileMapping, head: str) -> tuple[str, ...]:
+    """The columns of a file without a header row: the mapping's layout with as many columns as the first record
+    has fields."""
+    try:
+        first = next(csv.reader(io.StringIO(head), delimiter=mapping.delimiter, quotechar=mapping.quote), [])
+    except csv.Error:
+        first = []
+    if not first:
+        return next(iter(mapping.layouts.values()))
+    layout = mapping.layout_for(len(first))
+    if layout is None:
+        counts = sorted({len(columns) for columns in mapping.layouts.values()})
+        expected = ", ".join(map(str, counts[:-1])) + " or " + str(counts[-1]) if len(counts) > 1 else str(counts[0])
+        raise FileRejected(
+            f"the first record has {len(first)} fields; the {mapping.vendor} mapping expects {expected} "
+            f"({mapping.definition.name}, `csv: {'layouts' if len(counts) > 1 else 'columns'}:`)"
+        )
+    return layout
 
 
 def _read_into_stage(
@@ -296,6 +326,13 @@ def describe_read_error(message: str) -> str:
     if "unterminated quote" in lowered:
         return f"the file ends inside a quoted value{line}: it looks cut short (DuckDB: {first})"
     if "columns" in lowered and ("expected" in lowered or "too many" in lowered or "missing" in lowered):
+        counts = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", message)
+        if counts:
+            expected, found_count = counts.groups()
+            return (
+                f"a record has the wrong number of fields{line}: {found_count}, where {expected} were expected "
+                f"(DuckDB: {first})"
+            )
         return f"a record has the wrong number of fields{line} (DuckDB: {first})"
     return f"the file cannot be read as CSV{line} (DuckDB: {first})"
 
@@ -304,8 +341,12 @@ def _text(source: ColumnSource, file_columns: list[str]) -> str | None:
     """SQL for a canonical column's text in `_src s` (after value renames), or None when the file does not have it."""
     if source.value is not None:
         return quote_literal(source.value)
-    if source.source is None or source.source not in file_columns:
+    if not source.inputs or any(name not in file_columns for name in source.inputs):
         return None
+    if source.sum:
+        # the text a message quotes: "12 + 30"; the number is `_number`'s
+        operands = ", ".join(f"nullif(s.{ident(name)}, '')" for name in source.sum)
+        return f"nullif(concat_ws(' + ', {operands}), '')"
     expression = f"nullif(s.{ident(source.source)}, '')"
     if source.values:
         cases = " ".join(f"when {quote_literal(k)} then {quote_literal(v)}" for k, v in source.values.items())
@@ -313,33 +354,106 @@ def _text(source: ColumnSource, file_columns: list[str]) -> str | None:
     return expression
 
 
-def _typed(column: CanonicalColumn, source: ColumnSource, text: str) -> str:
-    """SQL that turns the text into the column's type, NULL when it cannot."""
+def _typed(column: CanonicalColumn, source: ColumnSource, text: str, zone: str | None = None) -> str:
+    """SQL that turns the text into the column's type, NULL when it cannot; `zone` is SQL for the zone local times
+    are read in (a name, per row or fixed), None when the values must carry their own."""
     kind = column.type
     if kind in ("id", "string", "phone"):
         return text
+    if kind in ("integer", "decimal") and (source.sum or source.scale is not None):
+        return f"try_cast({_number(source, text)} as {sql_type(column)})"
     if kind in ("integer", "decimal", "boolean"):
         return f"try_cast({text} as {sql_type(column)})"
     if kind == "date":
         if source.format:
             return f"try_strptime({text}, {quote_literal(source.format)})::date"
         return f"try_cast({text} as date)"
+    if source.epoch:
+        # 0001-01-01 to 9999-12-31: DuckDB raises an error, not NULL, outside its range
+        if source.epoch == "milliseconds":
+            count = f"try_cast({text} as bigint)"
+            within = f"{count} between -62135596800000 and 253402300799000"
+            return f"(case when {within} then timezone('UTC', epoch_ms({count})) end)"
+        count = f"try_cast({text} as double)"
+        return f"(case when {count} between -62135596800 and 253402300799 then to_timestamp({count}) end)"
     # timestamp: a zone is required in the value unless the mapping names the zone the vendor writes in
     if source.format:
         parsed = f"try_strptime({text}, {quote_literal(source.format)})"
-        if "%z" in source.format or "%Z" in source.format:
+        if _format_has_zone(source.format):
             return f"{parsed}::timestamptz"
-        zone = source.timezone or "UTC"
-        return f"timezone({quote_literal(zone)}, {parsed})"
-    if source.timezone:
+        return f"timezone({zone or 'null'}, {parsed})"
+    if zone:
         return (
             f"(case when regexp_matches({text}, '{_ZONE_SUFFIX}') then try_cast({text} as timestamptz) "
-            f"else timezone({quote_literal(source.timezone)}, try_cast({text} as timestamp)) end)"
+            f"else timezone({zone}, try_cast({text} as timestamp)) end)"
         )
     return (
         f"(case when suffix({text}, 'Z') or regexp_matches({text}, '{_ZONE_SUFFIX}') "
         f"then try_cast({text} as timestamptz) end)"
     )
+
+
+def _format_has_zone(format: str) -> bool:
+    return "%z" in format or "%Z" in format
+
+
+def _number(source: ColumnSource, text: str) -> str:
+    """SQL for a derived number: the sum of `sum:`'s columns (an empty one counts as 0, one that is not a number
+    makes the sum NULL), times `scale:`."""
+    if source.sum:
+        operands = [f"nullif(s.{ident(name)}, '')" for name in source.sum]
+        numbers = [f"try_cast({operand} as decimal(38, 9))" for operand in operands]
+        readable = " and ".join(f"({o} is null or {n} is not null)" for o, n in zip(operands, numbers, strict=True))
+        value = f"(case when {readable} then {' + '.join(f'coalesce({n}, 0)' for n in numbers)} end)"
+    else:
+        value = f"try_cast({text} as decimal(38, 9))"
+    if source.scale is not None:
+        value = f"({value} * {source.scale})"
+    return value
+
+
+def _zone_of(
+    column: CanonicalColumn, source: ColumnSource, text: str, file_columns: list[str], index: int, joins: list[str]
+) -> tuple[str | None, list[tuple[str, str, str]], str]:
+    """The zone a timestamp column's local times are read in (SQL, None when the values must carry one), the checks
+    on a per-row zone, and SQL that is true when a row's zone is the problem (not its value)."""
+    fixed = quote_literal(source.timezone) if source.timezone else None
+    if column.type != "timestamp" or source.epoch or not source.timezone_column:
+        return fixed, [], "false"
+    if source.timezone_column not in file_columns:
+        return fixed, [], "false"
+    zone_text = f"nullif(trim(s.{ident(source.timezone_column)}), '')"
+    alias = f"z{index}"
+    joins.append(f"left join _zones {alias} on {alias}.name = {zone_text}")
+    zone = f"(case when {zone_text} is null then {fixed or 'null::varchar'} else {alias}.name end)"
+    label, where = column.name, quote_literal(source.timezone_column)  # a file column's name: passed as a value
+    unknown = f"{text} is not null and {zone_text} is not null and {alias}.name is null"
+    checks = [
+        (
+            unknown,
+            "unknown_time_zone",
+            f"format('{label} ''{{}}'': time zone ''{{}}'' (column {{}}) is not a known IANA time zone', "
+            f"{text}, {zone_text}, {where})",
+        )
+    ]
+    problem = unknown
+    if fixed is None:
+        # a value may carry its own zone: with a format that has %z, or an ISO value with an offset
+        if source.format:
+            carries_zone = "true" if _format_has_zone(source.format) else "false"
+        else:
+            carries_zone = f"(suffix({text}, 'Z') or regexp_matches({text}, '{_ZONE_SUFFIX}'))"
+        empty = f"{text} is not null and {zone_text} is null and not {carries_zone}"
+        checks.append(
+            (
+                empty,
+                "no_time_zone",
+                f"format('{label} ''{{}}'' has no time zone: column {{}} is empty, so it cannot be placed in "
+                f"UTC', {text}, {where})",
+            )
+        )
+        problem = f"({unknown}) or ({empty})"
+    return zone, checks, f"coalesce(({problem}), false)"
 
 
 # One row per (text, region): the loader inserts only pairs it has not found here. No primary key: DuckDB's index
@@ -360,8 +474,10 @@ def _normalize_phones(
     sources: dict[str, ColumnSource],
     file_columns: list[str],
     phones: PhoneNormalizer,
+    internal: str | None = None,
 ) -> None:
-    """`_phones(text, region, e164, problem)` for the distinct numbers of the batch's phone columns.
+    """`_phones(text, region, e164, problem)` for the distinct numbers of the batch's phone columns (internal
+    extensions, which have no E.164, left out).
 
     `raw.phone_numbers` remembers every (text, default region) ever parsed, across runs and tables, and every valid
     number under its own E.164 text too: a call record's "+14155550100" is then known from the contact whose phone
@@ -377,7 +493,8 @@ def _normalize_phones(
             continue
         region = _phone_region(column, sources, file_columns)
         selects.append(
-            f"select {_phone_key(text, region)} as text, {region} as region from _src s where {text} is not null"
+            f"select {_phone_key(text, region)} as text, {region} as region from _src s where {text} is not null "
+            f"and not {_is_extension(text, internal)}"
         )
     union = " union all ".join(selects) or "select null::varchar as text, null::varchar as region where false"
     con.execute(f"create or replace temp table _phone_pairs as select distinct text, region from ({union})")
@@ -422,12 +539,24 @@ def _phone_key(text: str, region: str) -> str:
 
 
 def _phone_region(column: CanonicalColumn, sources: dict[str, ColumnSource], file_columns: list[str]) -> str:
-    region = quote_literal(sources[column.name].region or column.region or "")
+    """SQL for the region a number written without a country code is read in: the row's own (`region_from:` of
+    the mapping, else the canonical `region_column`), else the mapping's or the canonical default."""
+    source = sources[column.name]
+    region = quote_literal(source.region or column.region or "")
     if column.region_column:
         region_text = _text(sources[column.region_column], file_columns)
         if region_text is not None:
             region = f"coalesce({region_text}, {region})"
+    if source.region_from and source.region_from in file_columns:
+        region = f"coalesce(nullif(trim(s.{ident(source.region_from)}), ''), {region})"
     return region
+
+
+def _is_extension(text: str, internal: str | None) -> str:
+    """SQL: the number as written is an internal extension (the mapping's `internal_extensions` regex)."""
+    if internal is None:
+        return "false"
+    return f"coalesce(regexp_full_match({text}, {quote_literal(internal)}), false)"
 
 
 @dataclass(frozen=True)
@@ -445,6 +574,7 @@ def _typing_plan(
     sources: dict[str, ColumnSource],
     file_columns: list[str],
     extra: list[str],
+    internal: str | None = None,
 ) -> TypingPlan:
     """Typed columns and checks for every canonical column; extra file columns go into a map."""
     selects = ["f.relative as _source_file", "f.load_id as _load_id"]
@@ -453,14 +583,21 @@ def _typing_plan(
         source = sources[column.name]
         text = _text(source, file_columns)
         name = ident(column.name)
+        if column.internal_when and text is None:
+            # every number of the call is an extension: a call between colleagues
+            phones = [_text(sources[phone], file_columns) for phone in column.internal_when]
+            both = " and ".join(_is_extension(phone, internal) if phone else "false" for phone in phones)
+            selects.append(f"{both if internal else 'false'} as {name}")
+            continue
         if text is None:
             selects.append(f"null::{sql_type(column)} as {name}")
             if column.type == "phone":
                 selects.append(f"null::varchar as {ident(column.name + '_e164')}")
             continue
-        typed = _typed(column, source, text)
+        zone, zone_checks, zone_problem = _zone_of(column, source, text, file_columns, index, joins)
+        typed = _typed(column, source, text, zone)
         label = column.name
-        checks: list[tuple[str, str, str]] = []  # (condition, code, message SQL)
+        checks: list[tuple[str, str, str]] = [*zone_checks]  # (condition, code, message SQL)
         if column.required:
             checks.append((f"{text} is null", "missing_value", quote_literal(f"{label} is empty")))
         if column.type == "phone":
@@ -469,17 +606,21 @@ def _typing_plan(
             joins.append(
                 f"left join _phones {alias} on {alias}.text = {_phone_key(text, region)} and {alias}.region = {region}"
             )
-            selects.append(f"{text} as {name}, {alias}.e164 as {ident(column.name + '_e164')}")
+            extension = _is_extension(text, internal)
+            selects.append(
+                f"{text} as {name}, case when {extension} then null else {alias}.e164 end "
+                f"as {ident(column.name + '_e164')}"
+            )
             checks.append(
                 (
-                    f"{text} is not null and {alias}.e164 is null",
+                    f"{text} is not null and not {extension} and {alias}.e164 is null",
                     "invalid_phone",
                     f"format('{label} ''{{}}'' {{}}', {text}, {alias}.problem)",
                 )
             )
         else:
             selects.append(f"{typed} as {name}")
-        if column.type == "timestamp" and not source.format and not source.timezone:
+        if column.type == "timestamp" and not source.format and zone is None and not source.epoch:
             checks.append(
                 (
                     f"{text} is not null and {typed} is null and try_cast({text} as timestamp) is not null",
@@ -503,12 +644,14 @@ def _typing_plan(
                 "timestamp": "a date-time",
             }[column.type]
             expected = f" in the format {source.format}" if source.format else ""
+            if source.epoch:
+                expected = f" as a count of {source.epoch} since 1970"
             code = {"integer": "not_a_number", "decimal": "not_a_number", "boolean": "not_a_boolean"}.get(
                 column.type, "not_a_date"
             )
             checks.append(
                 (
-                    f"{text} is not null and {typed} is null",
+                    f"{text} is not null and {typed} is null and not {zone_problem}",
                     code,
                     f"format('{label} ''{{}}'' is not {what}{expected}', {text})",
                 )
@@ -598,49 +741,6 @@ def _find_repeats(con: duckdb.DuckDBPyConnection, file_columns: list[str], key_t
         "format('repeats record {} of this file exactly', first_record) from _repeats"
     )
     con.execute("drop table _repeats")
-
-
-def _find_unknown_references(
-    con: duckdb.DuckDBPyConnection, table: CanonicalTable, sources: dict[str, ColumnSource], file_columns: list[str]
-) -> None:
-    """Mark ids that match no row, loaded or quarantined, of the table they point to."""
-    for column in table.columns:
-        if not column.references or _text(sources[column.name], file_columns) is None:
-            continue
-        for prefix, target in column.references.items():
-            known = (
-                " union all ".join(
-                    query
-                    for schema, query in (
-                        ("raw", f"select Id as id from raw.{target}"),
-                        ("quarantine", f"select record_id as id from quarantine.{target}"),
-                    )
-                    if _table_exists(con, schema, target)
-                )
-                or "select null::varchar as id"
-            )
-            text = _text(sources[column.name], file_columns)
-            condition = f"{text} is not null"
-            if prefix:
-                condition += f" and starts_with({text}, {quote_literal(prefix)})"
-            con.execute(
-                f"""
-                create or replace temp table _orphans as
-                select s._file, s._record_number, {text} as id from _src s
-                where {condition} and {text} not in (select id from ({known}) where id is not null)
-                """
-            )
-            con.execute(
-                "insert into _problems select _file, _record_number, 'unknown_reference', "
-                f"{quote_literal(column.name)}, format('{column.name} ''{{}}'' matches no {target} loaded so far', id) "
-                "from _orphans"
-            )
-            con.execute("drop table _orphans")
-
-
-def _table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    query = "select count(*) from information_schema.tables where table_schema = ? and table_name = ?"
-    return con.execute(query, [schema, table]).fetchall()[0][0] > 0
 
 
 def _quarantine(

@@ -23,7 +23,7 @@ from ingestion.csv_loader import (
     load_csv_batch,
 )
 from ingestion.ledger import FileOutcome, LedgerEntry, PendingFile, ensure_ledger, pending_files, record
-from ingestion.mapping import FileMapping, Mappings
+from ingestion.mapping import FileMapping, MappingError, Mappings
 from ingestion.phones import PhoneNormalizer
 
 
@@ -76,7 +76,7 @@ Log = Callable[[str], None]
 
 
 def load_order(mappings: Mappings) -> list[str]:
-    """Canonical tables in an order where every table comes after the tables its `references` point to."""
+    """Canonical tables in an order where every table comes after the tables its `load_after` names."""
     order: list[str] = []
 
     def visit(name: str, path: tuple[str, ...]) -> None:
@@ -94,11 +94,8 @@ def load_order(mappings: Mappings) -> list[str]:
 
 
 def parents_of(mappings: Mappings, table: str) -> list[str]:
-    """The tables that load before `table`: those whose ids it references (the reference check must see them), and
-    those its `load_after` names."""
-    canonical = mappings.tables[table]
-    targets = {target for column in canonical.columns for target in (column.references or {}).values()}
-    return sorted((targets | set(canonical.load_after)) - {table})
+    """The tables that load before `table`: those its `load_after` names."""
+    return sorted(set(mappings.tables[table].load_after) - {table})
 
 
 def files_for(mapping: FileMapping, landing: Path) -> list[Path]:
@@ -107,6 +104,48 @@ def files_for(mapping: FileMapping, landing: Path) -> list[Path]:
     for pattern in mapping.files:
         found.update(path for path in landing.glob(pattern) if path.is_file())
     return sorted(found)
+
+
+Claims = dict[str, list[Path]]  # FileMapping.key -> the landing files it reads
+
+
+def claim_files(mappings: Mappings, landing: Path) -> Claims:
+    """Which mapping reads each landing file, decided for every table before any file loads.
+
+    A file that mappings of the user's folder and shipped mappings both match is read by the user's: that is how a
+    user's mapping takes a file from a shipped one's broader glob. Two mappings of the same folder that match one
+    file are a mistake the run cannot settle (a file goes to one table, through one mapping): `MappingError`, naming
+    the file and both mappings.
+    """
+    claimants: dict[Path, list[FileMapping]] = {}
+    for mapping in mappings.files:
+        for path in files_for(mapping, landing):
+            claimants.setdefault(path, []).append(mapping)
+    claims: Claims = {mapping.key: [] for mapping in mappings.files}
+    conflicts = []
+    for path, candidates in sorted(claimants.items()):
+        if len(candidates) > 1 and any(candidate.from_user for candidate in candidates):
+            candidates = [candidate for candidate in candidates if candidate.from_user]
+        if len(candidates) > 1:
+            first, second = candidates[:2]
+            conflicts.append(
+                f"{path.relative_to(landing).as_posix()} is matched by {first.label}, glob "
+                f"{_matching_glob(first, path, landing)}, and by {second.label}, glob "
+                f"{_matching_glob(second, path, landing)}"
+            )
+            continue
+        claims[candidates[0].key].append(path)
+    if conflicts:
+        more = f" (and {len(conflicts) - 1} more file(s))" if len(conflicts) > 1 else ""
+        raise MappingError(
+            f"two mappings claim the same landing file: {conflicts[0]}{more}. Narrow one of the globs, or give the "
+            "mapping you keep the `vendor:` of the other to replace it; nothing was loaded"
+        )
+    return claims
+
+
+def _matching_glob(mapping: FileMapping, path: Path, landing: Path) -> str:
+    return next((pattern for pattern in mapping.files if path in set(landing.glob(pattern))), mapping.files[0])
 
 
 # Small drops are loaded several files per statement: a statement's fixed cost, not the rows, dominates them.
@@ -123,14 +162,19 @@ def ingest_csv_table(
     run_id: str | None = None,
     phones: PhoneNormalizer | None = None,
     log: Log | None = None,
+    claims: Claims | None = None,
 ) -> TableLoad:
-    """Load every new file of every vendor mapping for `table`; files already in the ledger are left alone."""
+    """Load every new file of every vendor mapping for `table`; files already in the ledger are left alone, except
+    rejected ones whose mapping has changed since. `claims` (from `claim_files`) says which mapping reads which
+    file; without it they are worked out here, and two mappings claiming one file stop the run before it loads."""
+    claims = claim_files(mappings, landing) if claims is None else claims
     con.execute("set timezone = 'UTC'")
     ensure_ledger(con)
     ensure_tables(con, mappings.tables[table])
     loader = _TableLoader(con, table, run_id, phones or PhoneNormalizer(), log)
     for mapping in mappings.for_table(table):
-        pending = pending_files(con, files_for(mapping, landing), landing, table)
+        signature = (str(mapping.definition), mapping.definition_hash)
+        pending = pending_files(con, claims.get(mapping.key, []), landing, table, signature)
         loader.expected += len(pending)
         batch: list[PendingFile] = []
         batch_columns: list[str] = []
@@ -208,7 +252,17 @@ class _TableLoader:
             self.con.execute("commit")
         except FileRejected as rejected:
             self.con.execute("rollback")
-            for name in ("_src", "_typed", "_problems", "_phones", "_files", "_repeats", "_orphans", "_lines"):
+            for name in (
+                "_src",
+                "_typed",
+                "_problems",
+                "_phones",
+                "_files",
+                "_repeats",
+                "_orphans",
+                "_lines",
+                "_zones",
+            ):
                 self.con.execute(f"drop table if exists {name}")
             if len(files) > 1:  # find the unreadable file(s): the others load on their own
                 for file in files:
@@ -231,15 +285,28 @@ class _TableLoader:
         self, mapping: FileMapping, file: PendingFile, outcome: FileOutcome, load_id: str, started_at: dt.datetime
     ) -> LedgerEntry:
         return LedgerEntry(
-            load_id, self.run_id, mapping.table.source, mapping.table.name, mapping.vendor, file, outcome, started_at
+            load_id,
+            self.run_id,
+            mapping.table.source,
+            mapping.table.name,
+            mapping.vendor,
+            file,
+            outcome,
+            started_at,
+            mapping_file=str(mapping.definition),
+            mapping_hash=mapping.definition_hash,
+            timezone=mapping.timezone if outcome.status == "loaded" else None,
         )
 
     def _report(self, mapping: FileMapping, file: PendingFile, outcome: FileOutcome) -> None:
         self.result.files.append(FileReport(file.relative, mapping.vendor, outcome))
         done = len(self.result.files)
-        if self.log and (outcome.status == "rejected" or done % 100 == 0 or done == self.expected):
+        # every file read in a local time zone is logged with it: a wrong zone shifts every time it holds
+        zone = mapping.timezone if outcome.status == "loaded" else None
+        if self.log and (outcome.status == "rejected" or zone or done % 100 == 0 or done == self.expected):
             detail = f": {outcome.reason}" if outcome.reason else ""
+            read_in = f", local times read in {zone}" if zone else ""
             self.log(
-                f"{self.result.table} [{done}/{self.expected}] {file.relative} {outcome.status} "
-                f"({outcome.rows_loaded} loaded, {outcome.rows_quarantined} quarantined){detail}"
+                f"{self.result.table} [{done}/{self.expected}] {file.relative} {outcome.status} by {mapping.vendor} "
+                f"({outcome.rows_loaded} loaded, {outcome.rows_quarantined} quarantined{read_in}){detail}"
             )

@@ -1,8 +1,12 @@
 """The load ledger: one row per landing file seen, so that every load is incremental and can be run twice.
 
 A file is identified by its path under the landing folder and the SHA-256 of its bytes. A (path, hash) already in
-the ledger is not looked at again, whatever its status was; a new hash for a known path is a corrected re-send and
-loads as the next version; a hash already loaded from another path is recorded as skipped.
+the ledger is not looked at again, with one exception: a file rejected under a mapping is tried again once the
+mapping that would read it has changed (another mapping file, or the same file with other content), because the
+fix for a rejection is often in the mapping. A file loaded or skipped is never read again, whatever the mappings
+do. A new hash for a known path is a corrected re-send and loads as the next version; a hash already loaded from
+another path is recorded as skipped. Each row names the mapping that read the file (`mapping_file`, and the
+SHA-256 of its text, `mapping_hash`) and the zone its local times were read in (`timezone`).
 """
 
 from __future__ import annotations
@@ -106,13 +110,26 @@ def export_date_of(path: Path) -> dt.date:
     return dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC).date()
 
 
-def pending_files(con: duckdb.DuckDBPyConnection, paths: list[Path], landing: Path, table: str) -> list[PendingFile]:
-    """The files among `paths` whose (path, content) the ledger has not recorded yet, in path order."""
+def pending_files(
+    con: duckdb.DuckDBPyConnection,
+    paths: list[Path],
+    landing: Path,
+    table: str,
+    mapping: tuple[str, str] | None = None,
+) -> list[PendingFile]:
+    """The files among `paths` whose (path, content) the ledger has not recorded yet, in path order, and those it
+    recorded only as rejected under another mapping than `mapping` (its file and the hash of its text)."""
     ensure_ledger(con)
-    seen = {
-        (path, digest): status
-        for path, digest, status in con.execute(
-            "select path, content_hash, status from raw.load_ledger where table_name = ?", [table]
+    # per (path, content): whether it was ever loaded or skipped, else the mapping of its latest rejection
+    seen: dict[tuple[str, str], tuple[bool, tuple[str | None, str | None], int]] = {
+        (path, digest): (bool(settled), (mapping_file, mapping_hash), version)
+        for path, digest, settled, mapping_file, mapping_hash, version in con.execute(
+            """
+            select path, content_hash, bool_or(status <> 'rejected'),
+                arg_max(mapping_file, finished_at), arg_max(mapping_hash, finished_at), max(version)
+            from raw.load_ledger where table_name = ? group by all
+            """,
+            [table],
         ).fetchall()
     }
     loaded_hashes = {
@@ -130,8 +147,12 @@ def pending_files(con: duckdb.DuckDBPyConnection, paths: list[Path], landing: Pa
     for path in sorted(paths):
         relative = path.relative_to(landing).as_posix()
         digest = content_hash(path)
+        retry_version = None
         if (relative, digest) in seen:
-            continue
+            settled, rejected_by, version = seen[(relative, digest)]
+            if settled or mapping is None or rejected_by == mapping:
+                continue
+            retry_version = version  # the same content, read again under the changed mapping
         same_as = loaded_hashes.get(digest)
         pending.append(
             PendingFile(
@@ -139,12 +160,13 @@ def pending_files(con: duckdb.DuckDBPyConnection, paths: list[Path], landing: Pa
                 relative=relative,
                 content_hash=digest,
                 size_bytes=path.stat().st_size,
-                version=versions.get(relative, 0) + 1,
+                version=retry_version or versions.get(relative, 0) + 1,
                 export_date=export_date_of(path),
                 same_as=same_as,
             )
         )
-        versions[relative] = versions.get(relative, 0) + 1
+        if retry_version is None:
+            versions[relative] = versions.get(relative, 0) + 1
         if same_as is None:
             loaded_hashes[digest] = relative  # a second copy later in this same batch is skipped
     return pending
@@ -162,6 +184,9 @@ class LedgerEntry:
     pending: PendingFile
     outcome: FileOutcome
     started_at: dt.datetime
+    mapping_file: str | None = None  # the mapping that read the file
+    mapping_hash: str | None = None  # SHA-256 of its text
+    timezone: str | None = None  # the zone its local times were read in
 
 
 def record(con: duckdb.DuckDBPyConnection, entries: list[LedgerEntry]) -> None:
@@ -191,6 +216,9 @@ def record(con: duckdb.DuckDBPyConnection, entries: list[LedgerEntry]) -> None:
             "missing_columns": pa.array([e.outcome.missing_columns for e in entries], pa.list_(pa.string())),
             "parser": pa.array([e.outcome.parser for e in entries], pa.string()),
             "detail": pa.array([e.outcome.detail for e in entries], pa.string()),
+            "mapping_file": pa.array([e.mapping_file for e in entries], pa.string()),
+            "mapping_hash": pa.array([e.mapping_hash for e in entries], pa.string()),
+            "timezone": pa.array([e.timezone for e in entries], pa.string()),
             "started_at": pa.array([e.started_at for e in entries], stamp),
             "finished_at": pa.array([finished_at] * len(entries), stamp),
         }

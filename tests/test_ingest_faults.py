@@ -17,14 +17,15 @@ from orchestration.defs.ingest.checks import reconcile
 EXPECTED_PROBLEM = {
     "duplicate_row": "duplicate_record",
     "bad_number": "not_a_number",
-    "unknown_stage": "not_allowed",
-    "orphan_foreign_key": "unknown_reference",
     "negative_amount": "below_minimum",
-    "missing_amount": "missing_value",
     "invalid_phone": "invalid_phone",
     "timestamp_without_zone": "no_time_zone",
     "future_dated": "after_export",
 }
+# Defects that are facts of the CRM, not bad rows: Salesforce allows a deal without an amount, a stage the org
+# defined after the export of its stages, and a record whose parent comes in a later drop. They load, and dbt names
+# them (the undefined_stages, open_pipeline_without_amount and relationship warnings).
+LOADED_AS_THE_CRM_WROTE_THEM = {"unknown_stage": "StageName", "orphan_foreign_key": None, "missing_amount": "Amount"}
 # file-level defects -> words the ledger's reason must contain
 EXPECTED_REJECTION = {
     "truncated_file": "cut short",
@@ -66,7 +67,7 @@ def test_every_planted_row_defect_is_quarantined_with_its_reason(
     tiny_faulty_world: Path, tiny_faulty_warehouse: Path
 ) -> None:
     planted = manifest(tiny_faulty_world)
-    rows = planted[planted.record_number != ""]
+    rows = planted[(planted.record_number != "") & ~planted.fault_type.isin(LOADED_AS_THE_CRM_WROTE_THEM)]
     found = quarantined(tiny_faulty_warehouse).set_index(["file", "record_number"])
     assert len(rows) > 100
     for fault in rows.itertuples():
@@ -83,7 +84,9 @@ def test_each_kind_of_row_defect_gets_a_sentence_naming_the_column_and_value(
     tiny_faulty_world: Path, tiny_faulty_warehouse: Path
 ) -> None:
     planted = manifest(tiny_faulty_world)
-    rows = planted[(planted.record_number != "") & (planted.column != "")]
+    rows = planted[
+        (planted.record_number != "") & (planted.column != "") & ~planted.fault_type.isin(LOADED_AS_THE_CRM_WROTE_THEM)
+    ]
     found = quarantined(tiny_faulty_warehouse).set_index(["file", "record_number"])
     for fault in rows.itertuples():
         reason = found.loc[(fault.file, fault.record_number), "reason"]
@@ -101,13 +104,44 @@ def test_quarantined_rows_keep_their_line_number_and_the_text_of_the_file(
     tiny_faulty_world: Path, tiny_faulty_warehouse: Path
 ) -> None:
     planted = manifest(tiny_faulty_world)
-    rows = planted[(planted.record_number != "") & (planted.source != "calendar")]
+    rows = planted[
+        (planted.record_number != "")
+        & (planted.source != "calendar")
+        & ~planted.fault_type.isin(LOADED_AS_THE_CRM_WROTE_THEM)
+    ]
     found = quarantined(tiny_faulty_warehouse).set_index(["file", "record_number"])
     for fault in rows.itertuples():
         entry = found.loc[(fault.file, fault.record_number)]
         assert str(entry["line"]) == fault.line, fault
         lines = (tiny_faulty_world / "landing" / fault.file).read_text(encoding="utf-8").split("\n")
         assert entry["raw_text"].split("\n")[0] == lines[int(fault.line) - 1].rstrip("\r"), fault
+
+
+def test_a_crms_own_facts_load_as_written_and_are_not_quarantined(
+    tiny_faulty_world: Path, tiny_faulty_warehouse: Path
+) -> None:
+    # Regression: unknown stages, empty amounts and not-yet-loaded parents were quarantined, so a real org's first
+    # export (its own stage names, early deals without an amount, a lone Opportunity.csv) was mostly held back.
+    planted = manifest(tiny_faulty_world)
+    facts = planted[planted.fault_type.isin(LOADED_AS_THE_CRM_WROTE_THEM) & (planted.source == "crm")]
+    assert set(facts.fault_type) == set(LOADED_AS_THE_CRM_WROTE_THEM)
+    found = quarantined(tiny_faulty_warehouse).set_index(["file", "record_number"])
+    with duckdb.connect(str(tiny_faulty_warehouse), read_only=True) as con:
+        for fault in facts.itertuples():
+            assert (fault.file, fault.record_number) not in found.index, fault
+            table = con.execute(
+                "select table_name from raw.load_ledger where path = ? and status = 'loaded'", [fault.file]
+            ).fetchone()[0]
+            value = con.execute(
+                f"select {fault.column} from raw.{table} where _source_file = ? and _record_number = ?",
+                [fault.file, int(fault.record_number)],
+            ).fetchone()
+            assert value is not None, fault
+            column = LOADED_AS_THE_CRM_WROTE_THEM[fault.fault_type]
+            if column == "Amount":
+                assert value[0] is None, fault
+            elif column == "StageName":
+                assert value[0] == fault.detail.split("=", 1)[1].strip("'"), fault
 
 
 def test_every_planted_file_defect_rejects_its_file_with_the_reason(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
 import io
 import re
 import shutil
@@ -16,6 +17,7 @@ import pytest
 
 from ingestion.ingest import TableLoad, ingest_csv_table
 from ingestion.mapping import MAPPINGS_DIR, MappingError, load_mappings
+from ingestion.run import ingest_everything
 
 ROOT = Path(__file__).resolve().parent.parent
 UTC = dt.UTC
@@ -103,9 +105,18 @@ def drop(tmp_path: Path, relative: str, text: str) -> None:
     path.write_text(text, encoding="utf-8", newline="")
 
 
+def pbx_in_new_york(tmp_path: Path) -> Path:
+    """A user's mappings folder with the shipped asterisk.yaml, its PBX's zone set (the shipped one leaves it unset)."""
+    folder = tmp_path / "my_mappings"
+    folder.mkdir(exist_ok=True)
+    text = (MAPPINGS_DIR / "asterisk.yaml").read_text(encoding="utf-8")
+    (folder / "asterisk.yaml").write_text(text.replace("timezone: unset", "timezone: America/New_York"), "utf-8")
+    return folder
+
+
 def ingest(tmp_path: Path, table: str) -> tuple[duckdb.DuckDBPyConnection, TableLoad]:
     con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
-    return con, ingest_csv_table(con, load_mappings(), table, tmp_path / "landing")
+    return con, ingest_csv_table(con, load_mappings(pbx_in_new_york(tmp_path)), table, tmp_path / "landing")
 
 
 def test_a_hubspot_deals_export_loads_into_opportunity_with_canonical_stages(tmp_path: Path) -> None:
@@ -136,28 +147,28 @@ def test_a_hubspot_deals_export_loads_into_opportunity_with_canonical_stages(tmp
     ]  # fmt: skip
 
 
-def test_hubspot_engagements_load_as_tasks(tmp_path: Path) -> None:
+def test_hubspot_engagements_load_as_tasks_with_call_durations_in_seconds(tmp_path: Path) -> None:
+    # Regression: "Call duration (ms)" could not be scaled, so every HubSpot call had no duration.
     drop(tmp_path, "crm/2024-03-06/hubspot-engagements-2024-03-06.csv", hubspot_csv(ENGAGEMENTS_HEADER, ENGAGEMENTS))
     con, load = ingest(tmp_path, "task")
     assert (load.rows_loaded, load.rows_quarantined) == (4, 1)
     loaded = con.execute(
         """
         select "Id", "Type", "TaskSubtype", "Status", "Subject", "ActivityDate", "OwnerId", "WhatId", "WhoId",
-            "CallType", "CallDisposition", "CallDurationInSeconds", _extra_columns['Call duration (ms)'],
-            "CreatedDate"
+            "CallType", "CallDisposition", "CallDurationInSeconds", "CreatedDate"
         from raw.task order by "Id"
         """
     ).fetchall()
     assert loaded == [
         ("70000000001", "Call", "Call", "Completed", "Discovery call", dt.date(2024, 3, 4), "52550153",
-         "18802350101", "301", "Outbound", "Connected", None, "312000",
+         "18802350101", "301", "Outbound", "Connected", 312,  # 312000 ms
          dt.datetime(2024, 3, 4, 15, 21, tzinfo=UTC)),
         ("70000000002", "Email", "Email", "Completed", "Pricing for Globex", dt.date(2024, 3, 4), "52550153",
-         "18802350102", "302", None, None, None, None, dt.datetime(2024, 3, 4, 16, 0, tzinfo=UTC)),
+         "18802350102", "302", None, None, None, dt.datetime(2024, 3, 4, 16, 0, tzinfo=UTC)),
         ("70000000003", "Meeting", "Task", "Completed", "Demo with Initech", dt.date(2024, 3, 5), "61230077",
-         "18802350103", "303", None, None, None, None, dt.datetime(2024, 3, 1, 14, 0, tzinfo=UTC)),
+         "18802350103", "303", None, None, None, dt.datetime(2024, 3, 1, 14, 0, tzinfo=UTC)),
         ("70000000004", "Call", "Call", "Completed", "Inbound call", dt.date(2024, 3, 5), "61230077",
-         None, "301;304", "Inbound", "Left Voicemail", None, "41000", dt.datetime(2024, 3, 5, 22, 41, tzinfo=UTC)),
+         None, "301;304", "Inbound", "Left Voicemail", 41, dt.datetime(2024, 3, 5, 22, 41, tzinfo=UTC)),
     ]  # fmt: skip
     assert con.execute('select "Description" from raw.task where "Id" = \'70000000002\'').fetchall() == [
         ("Hi Sam,\nattached is our pricing.",)
@@ -237,6 +248,7 @@ EXAMPLE_FILES = {
     "phone/2024-07-03/Master.csv": ("asterisk", "phone_calls"),
     "phone/2024-07-03/Master-20240702.csv": ("asterisk", "phone_calls"),
     "phone/2024-07-03/calls_2024-07-02.csv": ("cloud_telephony", "phone_calls"),
+    "phone/2024-07-03/hubspot-calls-2024-07-02.csv": ("hubspot", "phone_calls"),
 }
 
 
@@ -260,9 +272,35 @@ def test_every_shipped_mapping_is_valid() -> None:
             id="misspelt-option",
         ),
         pytest.param(
-            "opportunity:\n    files: crm/*/deals.csv\n    columns:\n      Id: id\n      StageName: stage\n",
-            "broken.yaml: table opportunity: required column Amount has no source",
+            "phone_calls:\n    files: phone/*/cdr.csv\n    columns:\n      call_id: id\n",
+            "broken.yaml: table phone_calls: required column direction has no source",
             id="required-column-unmapped",
+        ),
+        pytest.param(
+            "phone_calls:\n    files: phone/*/cdr.csv\n    columns:\n      call_id: id\n"
+            "      direction: {value: outbound}\n      from_number: src\n      to_number: dst\n"
+            "      started_at: {from: start, format: '%d.%m.%Y %H:%M'}\n      duration_seconds: duration\n",
+            "broken.yaml: table phone_calls, column started_at: the format '%d.%m.%Y %H:%M' has no %z, so the values "
+            "are local times: name their zone with `timezone:` (or a per-row `timezone_column:`)",
+            # Regression: such times were read as UTC without a word, hours off for every source outside UTC.
+            id="local-times-without-a-zone",
+        ),
+        pytest.param(
+            "phone_calls:\n    files: phone/*/cdr.csv\n    columns:\n      call_id: id\n"
+            "      direction: {value: outbound}\n      from_number: src\n      to_number: dst\n"
+            "      started_at: {from: start, timezone: Europe/Berlinn}\n      duration_seconds: duration\n",
+            "broken.yaml: table phone_calls, column started_at: timezone 'Europe/Berlinn' is not an IANA time zone "
+            "name (e.g. Europe/Berlin, UTC)",
+            id="misspelt-zone",
+        ),
+        pytest.param(
+            "phone_calls:\n    files: phone/*/cdr.csv\n    columns:\n      call_id: id\n"
+            "      direction: {value: outbound}\n      from_number: src\n      to_number: dst\n"
+            "      started_at: {from: start, epoch: seconds}\n"
+            "      duration_seconds: {from: duration, epoch: seconds}\n",
+            "broken.yaml: table phone_calls, column duration_seconds: `epoch:` reads date-times; the column is of type "
+            "integer",
+            id="epoch-on-a-number",
         ),
         pytest.param(
             "phone_calls:\n    files: phone/*/cdr.csv\n    csv: {header: false, columns: [id, src]}\n    columns:\n"
@@ -281,14 +319,20 @@ def test_a_mapping_error_names_the_file_and_the_entry(tmp_path: Path, table_yaml
     assert str(error.value) == message
 
 
-def test_a_mappings_folder_of_your_own_replaces_the_shipped_one_and_borrows_its_canonical_tables(
+def test_a_mapping_of_your_own_replaces_the_shipped_one_of_its_vendor_and_the_others_stay(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    shutil.copy(MAPPINGS_DIR / "asterisk.yaml", tmp_path / "asterisk.yaml")
-    monkeypatch.setenv("SOURCE_MAPPINGS_DIR", str(tmp_path))
+    folder = pbx_in_new_york(tmp_path)
+    monkeypatch.setenv("SOURCE_MAPPINGS_DIR", str(folder))
     mappings = load_mappings()
-    assert mappings.tables.keys() == load_mappings(MAPPINGS_DIR).tables.keys()
-    assert [(m.vendor, m.table.name) for m in mappings.files] == [("asterisk", "phone_calls")]
+    shipped = load_mappings(MAPPINGS_DIR)
+    assert mappings.tables.keys() == shipped.tables.keys()  # canonical.yaml from the shipped folder
+    assert [(m.vendor, m.definition) for m in mappings.files if m.vendor == "asterisk"] == [
+        ("asterisk", folder / "asterisk.yaml")
+    ]
+    assert [m.key for m in mappings.files if m.vendor != "asterisk"] == [
+        m.key for m in shipped.files if m.vendor != "asterisk"
+    ]
 
 
 def test_the_example_mapping_in_the_docs_loads_its_sample_export(tmp_path: Path) -> None:
@@ -309,3 +353,165 @@ def test_the_example_mapping_in_the_docs_loads_its_sample_export(tmp_path: Path)
     started_at = dt.datetime(2024, 5, 1, 7, 12, 4, tzinfo=UTC)  # 09:12:04 Berlin summer time
     assert first == [("PL-000181", "outbound", "030 901820", "+4930901820", started_at, "answered")]
     assert con.execute("select answered_at from raw.phone_calls where call_id = 'PL-000182'").fetchall() == [(None,)]
+
+
+# A dialer's call export whose rows carry their own time zone and country, with ring and talk time apart; a user
+# names it `calls_export.csv`, which the shipped cloud_telephony glob `phone/*/calls_*.csv` also matches.
+RINGLY_EXPORT = (
+    "Call ID,Direction,From,To,Country,Started,Time zone,Ring (s),Talk (s),Outcome\r\n"
+    "RG-1,out,030 901820,0151 23456789,DE,2024-05-01 09:12:04,Europe/Berlin,11,506,connected\r\n"
+    "RG-2,in,(415) 555-0100,(212) 555-0143,US,2024-03-04 09:30:00,America/New_York,31,,missed\r\n"
+    "RG-3,out,022 2345 6789,+44 20 7946 0018,IN,2024-05-01 14:00:00,Asia/Kolkata,4,62,connected\r\n"
+    "RG-4,out,030 901820,0151 23456789,DE,2024-05-01 10:00:00,Mars/Olympus,5,40,connected\r\n"
+    "RG-5,out,030 901820,0151 23456789,DE,2024-05-01 11:00:00,,5,40,connected\r\n"
+)
+RINGLY_YAML = """\
+# Ringly call exports: each row names its own zone and the country of its numbers.
+vendor: ringly
+tables:
+  phone_calls:
+    files: "phone/*/calls_export.csv"
+    columns:
+      call_id: Call ID
+      direction: {from: Direction, values: {in: inbound, out: outbound}}
+      from_number: {from: From, region_from: Country}
+      to_number: {from: To, region_from: Country}
+      started_at: {from: Started, format: "%Y-%m-%d %H:%M:%S", timezone_column: Time zone}
+      duration_seconds: {sum: [Ring (s), Talk (s)]}
+      talk_seconds: Talk (s)
+      disposition: {from: Outcome, values: {connected: answered, missed: no_answer}}
+"""
+
+
+def ringly_folder(tmp_path: Path, text: str = RINGLY_YAML) -> Path:
+    folder = tmp_path / "my_mappings"
+    folder.mkdir(exist_ok=True)
+    (folder / "ringly.yaml").write_text(text, encoding="utf-8")
+    return folder
+
+
+def test_a_user_mapping_reads_the_file_it_claims_and_a_file_rejected_by_a_shipped_mapping_is_tried_again(
+    tmp_path: Path,
+) -> None:
+    # Regression: cloud_telephony's glob claimed calls_export.csv, rejected it, and the ledger never let the user's
+    # mapping try it.
+    drop(tmp_path, "phone/2024-05-02/calls_export.csv", RINGLY_EXPORT)
+    landing = tmp_path / "landing"
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    ingest_csv_table(con, load_mappings(MAPPINGS_DIR), "phone_calls", landing)
+    shipped = MAPPINGS_DIR / "cloud_telephony.yaml"
+    assert con.execute("select vendor, status, mapping_file from raw.load_ledger").fetchall() == [
+        ("cloud_telephony", "rejected", str(shipped))
+    ]
+
+    folder = ringly_folder(tmp_path)
+    ingest_csv_table(con, load_mappings(folder), "phone_calls", landing)
+    ingest_csv_table(con, load_mappings(folder), "phone_calls", landing)  # a second run changes nothing
+    rows = con.execute(
+        "select vendor, status, version, rows_read, rows_loaded, rows_quarantined, mapping_file, mapping_hash "
+        "from raw.load_ledger order by finished_at"
+    ).fetchall()
+    assert rows[1:] == [
+        ("ringly", "loaded", 1, 5, 3, 2, str(folder / "ringly.yaml"),
+         hashlib.sha256((folder / "ringly.yaml").read_bytes()).hexdigest()),
+    ]  # fmt: skip
+    assert rows[1][3] == rows[1][4] + rows[1][5]  # every row read is loaded or quarantined
+
+
+def test_a_call_export_with_a_time_zone_and_a_country_per_row_loads_in_utc_with_ring_plus_talk_as_duration(
+    tmp_path: Path,
+) -> None:
+    # Regression: a mapping could not take a zone per row, so such exports loaded hours off without a warning.
+    drop(tmp_path, "phone/2024-05-02/calls_export.csv", RINGLY_EXPORT)
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    ingest_csv_table(con, load_mappings(ringly_folder(tmp_path)), "phone_calls", tmp_path / "landing")
+    calls = con.execute(
+        "select call_id, from_number_e164, to_number_e164, started_at, duration_seconds, talk_seconds, disposition "
+        "from raw.phone_calls order by call_id"
+    ).fetchall()
+    assert calls == [
+        ("RG-1", "+4930901820", "+4915123456789", dt.datetime(2024, 5, 1, 7, 12, 4, tzinfo=UTC), 517, 506,
+         "answered"),  # 09:12:04 in Berlin, summer time; 11 s ringing + 506 s talking
+        ("RG-2", "+14155550100", "+12125550143", dt.datetime(2024, 3, 4, 14, 30, tzinfo=UTC), 31, None,
+         "no_answer"),  # 09:30 in New York, standard time; no talk time: the ringing alone
+        ("RG-3", "+912223456789", "+442079460018", dt.datetime(2024, 5, 1, 8, 30, tzinfo=UTC), 66, 62,
+         "answered"),  # 14:00 in Kolkata (UTC+05:30)
+    ]  # fmt: skip
+    assert con.execute("select record_id, reason from quarantine.phone_calls order by record_id").fetchall() == [
+        ("RG-4", "started_at '2024-05-01 10:00:00': time zone 'Mars/Olympus' (column Time zone) is not a known "
+         "IANA time zone"),
+        ("RG-5", "started_at '2024-05-01 11:00:00' has no time zone: column Time zone is empty, so it cannot be "
+         "placed in UTC"),
+    ]  # fmt: skip
+    assert con.execute("select rows_read, rows_loaded, rows_quarantined, timezone from raw.load_ledger").fetchall() == [
+        (5, 3, 2, "per row from column Time zone")
+    ]
+
+
+def test_two_mappings_claiming_one_file_stop_the_run_before_anything_loads_naming_both(tmp_path: Path) -> None:
+    drop(tmp_path, "phone/2024-05-02/calls_export.csv", RINGLY_EXPORT)
+    folder = ringly_folder(tmp_path)
+    broader = RINGLY_YAML.replace("vendor: ringly", "vendor: ringly_eu").replace("calls_export.csv", "calls_*.csv")
+    (folder / "ringly_eu.yaml").write_text(broader, encoding="utf-8")
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    with pytest.raises(MappingError) as error:
+        ingest_everything(con, tmp_path / "landing", mappings=load_mappings(folder))
+    assert str(error.value) == (
+        "two mappings claim the same landing file: phone/2024-05-02/calls_export.csv is matched by ringly "
+        f"(phone_calls, {folder / 'ringly.yaml'}), glob phone/*/calls_export.csv, and by ringly_eu "
+        f"(phone_calls, {folder / 'ringly_eu.yaml'}), glob phone/*/calls_*.csv. Narrow one of the globs, or give "
+        "the mapping you keep the `vendor:` of the other to replace it; nothing was loaded"
+    )
+    assert con.execute("select count(*) from information_schema.tables where table_schema = 'raw'").fetchall() == [(0,)]
+
+
+@pytest.mark.parametrize("state", ["empty", "missing"])
+def test_a_source_mappings_dir_that_is_empty_or_missing_is_an_error_not_a_fallback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, state: str
+) -> None:
+    folder = tmp_path / "my_mappings"
+    if state == "empty":
+        folder.mkdir()
+        (folder / "README.txt").write_text("mappings go here", encoding="utf-8")
+    monkeypatch.setenv("SOURCE_MAPPINGS_DIR", str(folder))
+    expected = {
+        "empty": "the folder holds no mapping (*.yaml); put your vendor mappings there, or unset it to use only the "
+        "shipped ones",
+        "missing": "no such folder, so none of its mappings can be read",
+    }[state]
+    with pytest.raises(MappingError) as error:
+        load_mappings()
+    assert str(error.value) == f"SOURCE_MAPPINGS_DIR={folder}: {expected}"
+
+
+HUBSPOT_CALLS = (
+    "hs_object_id,hs_timestamp,hs_call_direction,hs_call_from_number,hs_call_to_number,hs_call_duration,"
+    "hs_call_disposition,hubspot_owner_id\r\n"
+    "51234567801,1709561700000,OUTBOUND,+1 212-555-0143,(617) 555-0188,312000,"
+    "f240bbac-87c9-4f6e-bf70-924b57d47db7,52550153\r\n"
+    "51234567802,1709566212345,INBOUND,+44 20 7946 0018,+1 212-555-0143,41400,"
+    "b2cf5968-551e-4856-9783-52b3da59a7d0,61230077\r\n"
+    "51234567803,17O9566212345,OUTBOUND,+1 212-555-0143,(617) 555-0188,0,"
+    "73a0d17f-1163-4015-bdd5-ec830791da20,61230077\r\n"
+)
+
+
+def test_a_hubspot_calls_export_loads_epoch_millisecond_times_and_millisecond_durations(tmp_path: Path) -> None:
+    drop(tmp_path, "phone/2024-03-05/hubspot-calls-2024-03-05.csv", HUBSPOT_CALLS)
+    con, load = ingest(tmp_path, "phone_calls")
+    assert [(file.vendor, file.outcome.rows_loaded, file.outcome.rows_quarantined) for file in load.files] == [
+        ("hubspot", 2, 1)
+    ]
+    calls = con.execute(
+        "select call_id, direction, from_number_e164, to_number_e164, started_at, duration_seconds, disposition, "
+        "is_internal from raw.phone_calls order by call_id"
+    ).fetchall()
+    assert calls == [
+        ("51234567801", "outbound", "+12125550143", "+16175550188", dt.datetime(2024, 3, 4, 14, 15, tzinfo=UTC), 312,
+         "answered", False),
+        ("51234567802", "inbound", "+442079460018", "+12125550143",
+         dt.datetime(2024, 3, 4, 15, 30, 12, 345000, tzinfo=UTC), 41, "voicemail", False),
+    ]  # fmt: skip
+    assert con.execute("select reason from quarantine.phone_calls").fetchall() == [
+        ("started_at '17O9566212345' is not a date-time as a count of milliseconds since 1970",)
+    ]

@@ -97,7 +97,8 @@ phone_calls as (
         calls.disposition as outcome,
         calls.is_connected,
         false as is_cancelled,
-        false as is_internal,
+        -- a call between two extensions: a colleague, not a customer
+        coalesce(calls.is_internal, false) as is_internal,
         -- when the activity last changed: the call, or the CRM Task that logged it
         coalesce(task_changes.modified_at, calls.started_at) as changed_at
     from calls

@@ -20,6 +20,7 @@ GRAIN: dict[str, str] = {
     "account": "CRM accounts, one row per account version exported.",
     "contact": "CRM contacts, one row per contact version exported; phones as written and in E.164.",
     "lead": "CRM leads, one row per lead version exported; phone as written and in E.164.",
+    "opportunity_stage": "CRM stage definitions (Salesforce's OpportunityStage), one row per stage version exported.",
     "opportunity": "CRM opportunities, one row per opportunity version exported (the latest per Id is current).",
     "opportunity_history": "CRM opportunity field history, one row per stage, amount or close-date change.",
     "task": "CRM tasks (calls and e-mails logged against people and deals), one row per task version exported.",
@@ -50,7 +51,7 @@ def _csv_asset(table: str) -> dg.AssetsDefinition:
         group_name="ingest",
         kinds={"duckdb", "csv"},
         pool=WAREHOUSE_POOL,
-        # a reference check can only see rows already loaded, so referenced tables load first
+        # tables a load reuses (phone_calls reads the phone numbers the CRM tables established) load first
         deps=[dg.AssetKey(["raw", parent]) for parent in parents_of(CANONICAL, table)],
         description=GRAIN.get(table, f"Canonical raw table {table}, one row per exported record version."),
     )

@@ -1,5 +1,6 @@
 {#- Rep by day (UTC): what each rep did, from customer-facing activities. Dials are outbound calls; a call is
-    connected when the phone system (or the CRM, for calls only the CRM logged) says it was answered. -#}
+    connected when the phone system (or the CRM, for calls only the CRM logged) says it was answered. Calls between
+    two extensions (is_internal) are not customer-facing, so they are neither dials, connects nor calls. -#}
 with
 
 activities as (

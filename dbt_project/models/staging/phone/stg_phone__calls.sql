@@ -24,6 +24,8 @@ renamed as (
 
         -- booleans
         disposition = 'answered' as is_connected,
+        -- between two extensions of the company's phone system; rows loaded before the flag existed are not
+        coalesce(is_internal, false) as is_internal,
 
         -- timestamps
         started_at,
