@@ -113,11 +113,15 @@ class BatchFile:
 class FileRejected(Exception):
     """The file as a whole cannot be read; the message is the ledger's reason."""
 
-    def __init__(self, reason: str, *, missing: list[str] | None = None, extra: list[str] | None = None) -> None:
+    def __init__(
+        self, reason: str, *, missing: list[str] | None = None, extra: list[str] | None = None,
+        detail: str | None = None,
+    ) -> None:  # fmt: skip
         super().__init__(reason)
         self.reason = reason
         self.missing = missing or []
         self.extra = extra or []
+        self.detail = detail  # the reader's own error text, for debugging (the ledger's `detail`)
 
 
 def check_header(mapping: FileMapping, path: Path) -> tuple[list[str], list[str], list[str]]:
@@ -312,29 +316,26 @@ def _read_into_stage(
     try:
         con.execute(f"create or replace temp table _src as {query}")
     except duckdb.Error as error:
-        raise FileRejected(describe_read_error(str(error))) from None
+        raise FileRejected(describe_read_error(str(error)), detail=str(error)) from None
 
 
 def describe_read_error(message: str) -> str:
-    """A sentence for the ledger from DuckDB's CSV error, which spans several lines and names reader options."""
-    first = message.splitlines()[0] if message else "unknown error"
+    """A sentence for the ledger from DuckDB's CSV error, which spans several lines and names reader options; the
+    error itself goes to the ledger's `detail`, never into the reason."""
     found = re.search(r"[Ll]ine[: ]+(\d+)", message)
     line = f" at line {found.group(1)}" if found else ""
     lowered = message.lower()
     if "unicode" in lowered or "utf" in lowered:
-        return f"the file is not valid UTF-8{line}: re-export it as UTF-8 (DuckDB: {first})"
+        return f"the file is not valid UTF-8{line}: re-export it as UTF-8"
     if "unterminated quote" in lowered:
-        return f"the file ends inside a quoted value{line}: it looks cut short (DuckDB: {first})"
+        return f"the file ends inside a quoted value{line}: it looks cut short"
     if "columns" in lowered and ("expected" in lowered or "too many" in lowered or "missing" in lowered):
         counts = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", message)
         if counts:
             expected, found_count = counts.groups()
-            return (
-                f"a record has the wrong number of fields{line}: {found_count}, where {expected} were expected "
-                f"(DuckDB: {first})"
-            )
-        return f"a record has the wrong number of fields{line} (DuckDB: {first})"
-    return f"the file cannot be read as CSV{line} (DuckDB: {first})"
+            return f"a record has the wrong number of fields{line}: {found_count}, where {expected} were expected"
+        return f"a record has the wrong number of fields{line}"
+    return f"the file cannot be read as CSV{line}: see the ledger's detail column for the reader's own message"
 
 
 def _text(source: ColumnSource, file_columns: list[str]) -> str | None:

@@ -223,6 +223,7 @@ def _rejected(rejected: FileRejected) -> FileOutcome:
         extra_columns=rejected.extra,
         missing_columns=rejected.missing,
         parser="duckdb",
+        detail=rejected.detail,
     )
 
 

@@ -122,6 +122,26 @@ def test_a_file_that_is_not_a_usable_csv_is_rejected_with_a_reason(tmp_path: Pat
     assert words in files[0].outcome.reason
 
 
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        (f'{ACCOUNT}\n{account("0018d0000000001AAA")},"surplus"\n'.encode(), "wrong number of fields at line 2"),
+        (f'{ACCOUNT}\n"0018d0000000001AAA","false","Acme\n'.encode(), "it looks cut short"),
+        (f"{ACCOUNT}\n{account('0018d0000000001AAA')}\n".encode().replace(b"Acme", b"Ac\xe9me"), "not valid UTF-8"),
+    ],
+    ids=["too-many-fields", "cut-short", "latin-1"],
+)
+def test_a_rejection_reason_is_our_sentence_and_the_readers_own_text_is_kept_in_detail(
+    tmp_path: Path, data: bytes, words: str
+) -> None:
+    # Regression: CSV rejection reasons ended with DuckDB's own error text ("(DuckDB: Invalid Input Error: ...)").
+    con, files = load(tmp_path, "account", "Account.csv", data)
+    reason, detail = con.execute("select reason, detail from raw.load_ledger where status = 'rejected'").fetchone()
+    assert words in reason and reason == files[0].outcome.reason
+    assert "DuckDB" not in reason and "Error" not in reason
+    assert detail and "Error" in detail
+
+
 def test_a_value_that_is_not_a_date_is_quarantined_with_a_plain_sentence(tmp_path: Path) -> None:
     header = (
         '"Id","IsDeleted","AccountId","Name","StageName","Amount","Probability","ExpectedRevenue","CloseDate",'
