@@ -33,3 +33,11 @@
         on exported._load_id = ledger.load_id
     where ledger.export_date <= {{ as_of_date() }}
 {%- endmacro %}
+
+{#- The latest version of each CRM record known as of the build's date: only drops exported on or before the as-of
+    date count, then the last version by modification time (before `known_before`). Modification time alone is not
+    enough: a drop that lands later can still bring a version modified before the as-of date's end (a record
+    exported late, a backfill), and a build as of that date would change when it lands. -#}
+{% macro latest_exported_version(relation, key, modified_at, known_before=none) -%}
+    {{ latest_version('(' ~ exported_as_of(relation) ~ ')', key, modified_at, known_before) }}
+{%- endmacro %}

@@ -5,6 +5,7 @@ The models run as one `dbt build` per layer (`mart_layers`): staging, intermedia
 mart first, then each layer of marts that reads the one before. Data-quality checks on a mart are blocking asset
 checks (`defs/quality/checks.py`), and Dagster holds back only steps that wait on them: with one step for the
 whole project, a failing check on `fct_opportunity` would arrive after `fct_bookings` had been built from it.
+A test that reads models of two steps runs in the later one (`cross_layer_tests`), so every dbt test has a result.
 """
 
 import dagster as dg
@@ -16,6 +17,7 @@ from orchestration.lib.dbt_project import (
     WarehouseTranslator,
     build_args,
     compiled_tests,
+    cross_layer_tests,
     failing_rows,
     mart_layers,
     prepared_project,
@@ -23,11 +25,13 @@ from orchestration.lib.dbt_project import (
 
 project = prepared_project()
 LAYERS = mart_layers(project.manifest_path)
+CROSS_LAYER_TESTS = cross_layer_tests(project.manifest_path, LAYERS)
 
 
-def _layer(number: int, models: list[str]) -> dg.AssetsDefinition:
+def _layer(number: int, models: list[str], tests: list[str]) -> dg.AssetsDefinition:
     # layer 0 also holds the seeds, staging and intermediate models; selected by path rather than by excluding the
-    # later marts, since an exclusion would leave their tests selected (dagster-dbt selects `fqn:*`, tests included)
+    # later marts, since an exclusion would leave their tests selected (dagster-dbt selects `fqn:*`, tests included).
+    # The tests that also read an earlier step's model are named: indirect selection would leave them out.
     foundation = ["path:seeds", "path:models/staging", "path:models/intermediate"] if number == 0 else []
 
     @dbt_assets(
@@ -36,7 +40,7 @@ def _layer(number: int, models: list[str]) -> dg.AssetsDefinition:
         dagster_dbt_translator=WarehouseTranslator(),
         pool=WAREHOUSE_POOL,
         name=f"warehouse_models_{number}",
-        select=" ".join([*foundation, *models]),
+        select=" ".join([*foundation, *models, *tests]),
     )
     def layer(
         context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse_build: WarehouseBuild,
@@ -74,4 +78,6 @@ def with_failing_rows(failed: list[dg.AssetCheckResult], invocation, warehouse: 
             )
 
 
-warehouse_models = [_layer(number, models) for number, models in enumerate(LAYERS)]
+warehouse_models = [
+    _layer(number, models, tests) for number, (models, tests) in enumerate(zip(LAYERS, CROSS_LAYER_TESTS, strict=True))
+]

@@ -1,9 +1,11 @@
 {#- One row per as-of day, team, territory, stage and forecast category, for every day up to the build's as-of
     date. Each deal counts in the row of the state it stood in at the end of that day. Open measures count open,
-    pipeline-eligible deals; created, won, lost and pushed count the fiscal quarter to date (a deal closed this
-    quarter sits in its Closed Won or Closed Lost row). Coverage is per team and quarter and repeated on each of the
-    team's rows, with numerator and denominator: open pipeline expected to close by the quarter's end / (team quota
-    - team bookings to date). -#}
+    pipeline-eligible deals, converted at that day's FX rate; created, won, lost and pushed count the fiscal quarter
+    to date. A closed deal sits in its Closed Won or Closed Lost row on the days of the fiscal quarter of its close
+    date, credited to the team and territory of its owner at the close, at the close date's FX rate: the rules of
+    fct_bookings, so that won amounts and team bookings equal fct_bookings and mart_quota_attainment. Coverage is per
+    team and quarter and repeated on each of the team's rows, with numerator and denominator: open pipeline expected
+    to close by the quarter's end / (team quota - team bookings to date). -#}
 with
 
 states as (
@@ -38,10 +40,22 @@ fx_rates as (
 ),
 
 state_days as (
-    -- open states hold until the next change; a closed state is kept only for the rest of the quarter it closed in
+    -- An open state holds until the next change. A closed state counts on the days of the fiscal quarter of its close
+    -- date (the period fct_bookings credits it to) while it held: a deal won on 28 April with a close date of 3 May
+    -- is a booking of May's quarter, and one closed after the end of the quarter its close date names was never won
+    -- on that quarter's days; without a close date in the calendar it is booked in no quarter.
     select
         states.*,
-        greatest(cast(states.valid_from_at as date), cast('{{ var("calendar_start_date") }}' as date)) as first_day,
+        opportunities.currency,
+        opportunities.owner_id,
+        opportunities.created_date,
+        opportunities.team_id as opportunity_team_id,
+        opportunities.territory_id as opportunity_territory_id,
+        greatest(
+            cast(states.valid_from_at as date),
+            coalesce(closing_quarter.fiscal_quarter_start_date, cast(states.valid_from_at as date)),
+            cast('{{ var("calendar_start_date") }}' as date)
+        ) as first_day,
         case
             when states.is_closed
                 then least(
@@ -53,9 +67,38 @@ state_days as (
                     )
             when states.valid_to_at is null then {{ as_of_date() }}
             else cast({{ dbt.dateadd('day', -1, 'cast(states.valid_to_at as date)') }} as date)
-        end as last_day
+        end as last_day,
+        -- Closed deals in the reporting currency at the close date's rate, credited to the owner's team and
+        -- territory at the close. The deal's current closed state takes fct_opportunity's amount, team and
+        -- territory, the ones fct_bookings books (one conversion, rounded once, so that the two agree to the cent);
+        -- a closed state the deal later left (reopened, or edited while closed) converts its own amount by the same
+        -- rule and is credited to the owner's team at that close.
+        case
+            when states.valid_to_at is null and opportunities.is_closed then opportunities.amount_reporting
+            else cast(states.amount * closing_rates.rate as decimal(18, 2))
+        end as closed_amount_reporting,
+        case
+            when states.valid_to_at is null and opportunities.is_closed then opportunities.team_id
+            else coalesce(owner_at_close.team_id, opportunities.team_id)
+        end as closing_team_id,
+        case
+            when states.valid_to_at is null and opportunities.is_closed then opportunities.territory_id
+            else coalesce(owner_at_close.territory_id, opportunities.territory_id)
+        end as closing_territory_id
     from states
-    left join {{ ref('dim_date') }} as closing_quarter on cast(states.valid_from_at as date) = closing_quarter.date_day
+    inner join opportunities on states.opportunity_id = opportunities.opportunity_id
+    left join {{ ref('dim_date') }} as closing_quarter
+        on states.is_closed and states.close_date = closing_quarter.date_day
+    left join fx_rates as closing_rates
+        on states.is_closed
+            and opportunities.currency = closing_rates.currency
+            and states.close_date = closing_rates.rate_date
+    left join reps as owner_at_close
+        on states.is_closed
+            and opportunities.owner_id = owner_at_close.rep_id
+            and states.valid_from_at >= owner_at_close.valid_from_at
+            and (owner_at_close.valid_to_at is null or states.valid_from_at < owner_at_close.valid_to_at)
+    where not states.is_closed or closing_quarter.date_day is not null
 ),
 
 first_pushes as (
@@ -82,29 +125,45 @@ deal_days as (
         state_days.is_won,
         state_days.probability,
         state_days.close_date,
-        state_days.amount * fx_rates.rate as amount_reporting,
-        opportunities.created_date,
+        -- open deals at the day's rate, closed ones at their close date's; a deal without an amount adds nothing
+        -- to a sum (and a sum of such deals alone is zero, as in mart_quota_attainment, not null)
+        coalesce(
+            case
+                when state_days.is_closed then state_days.closed_amount_reporting
+                else state_days.amount * fx_rates.rate
+            end,
+            0
+        ) as amount_reporting,
+        state_days.created_date,
         -- the deal's state that day decides, by the rule of fct_opportunity.is_pipeline_eligible
         state_days.is_closed or coalesce(
             state_days.amount > 0 and state_days.close_date is not null and state_days.forecast_category <> 'Omitted',
             false
         ) as is_counted,
         first_pushes.first_push_date is not null as is_pushed,
-        coalesce(rep_then.team_id, opportunities.team_id) as team_id,
-        coalesce(rep_then.territory_id, opportunities.territory_id) as territory_id
+        -- an open deal counts for its owner's team and territory that day, a closed one for those at the close
+        case
+            when state_days.is_closed then state_days.closing_team_id
+            else coalesce(rep_then.team_id, state_days.opportunity_team_id)
+        end as team_id,
+        case
+            when state_days.is_closed then state_days.closing_territory_id
+            else coalesce(rep_then.territory_id, state_days.opportunity_territory_id)
+        end as territory_id
     from state_days
     {{ join_days('state_days.first_day', 'state_days.last_day', 'days') }}
     inner join dates on days.date_day = dates.date_day
-    inner join opportunities on state_days.opportunity_id = opportunities.opportunity_id
     left join fx_rates
-        on opportunities.currency = fx_rates.currency
+        on not state_days.is_closed
+            and state_days.currency = fx_rates.currency
             and dates.date_day = fx_rates.rate_date
     left join first_pushes
         on state_days.opportunity_id = first_pushes.opportunity_id
             and dates.fiscal_quarter_start_date = first_pushes.fiscal_quarter_start_date
             and dates.date_day >= first_pushes.first_push_date
     left join reps as rep_then
-        on opportunities.owner_id = rep_then.rep_id
+        on not state_days.is_closed
+            and state_days.owner_id = rep_then.rep_id
             and {{ dbt.dateadd('day', 1, 'dates.date_day') }} > rep_then.valid_from_at
             and (rep_then.valid_to_at is null or {{ dbt.dateadd('day', 1, 'dates.date_day') }} <= rep_then.valid_to_at)
 ),
@@ -119,8 +178,12 @@ summarized as (
         forecast_category,
         sum(case when not is_closed and is_counted then 1 else 0 end) as open_count,
         sum(case when not is_closed and is_counted then amount_reporting else 0 end) as open_amount,
-        sum(case when not is_closed and is_counted then amount_reporting * probability / 100 else 0 end)
-            as weighted_amount,
+        -- each deal's weighted amount is a decimal before the sum: a sum of doubles depends on the order DuckDB adds
+        -- them in, and two builds of the same data as of the same day gave weighted amounts a cent apart
+        sum(case
+            when not is_closed and is_counted then cast(amount_reporting * probability / 100 as decimal(18, 6))
+            else 0
+        end) as weighted_amount,
         sum(case when not is_closed and is_counted and close_date <= fiscal_quarter_end_date
                 then amount_reporting
             else 0

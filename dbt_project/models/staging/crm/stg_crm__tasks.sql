@@ -1,7 +1,7 @@
 with
 
 source as (
-    {{ latest_version(source('raw', 'task'), '"Id"', '"SystemModstamp"', as_of_end_at()) }}
+    {{ latest_exported_version(source('raw', 'task'), '"Id"', '"SystemModstamp"', as_of_end_at()) }}
 ),
 
 renamed as (

@@ -24,7 +24,8 @@ source as (
         "Termination_Date__c",
         "CreatedDate",
         "SystemModstamp"
-    from {{ source('raw', 'user') }}
+    -- from the drops exported on or before the as-of date, as latest_exported_version picks the other CRM objects
+    from ({{ exported_as_of(source('raw', 'user')) }}) as exported
     where "SystemModstamp" < {{ as_of_end_at() }}
 ),
 

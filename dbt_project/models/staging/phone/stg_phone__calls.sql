@@ -1,7 +1,7 @@
 with
 
 source as (
-    {{ latest_version(source('raw', 'phone_calls'), 'call_id', '_loaded_at') }}
+    {{ latest_version('(' ~ exported_as_of(source('raw', 'phone_calls')) ~ ')', 'call_id', '_loaded_at') }}
 ),
 
 renamed as (
