@@ -200,6 +200,8 @@ def _plain(value: Any) -> Any:
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
+    if value is pd.NaT or value is pd.NA or (isinstance(value, np.datetime64) and np.isnat(value)):
+        return None  # an empty table's min or max, an all-NULL column
     if isinstance(value, np.datetime64):
         value = pd.Timestamp(value).to_pydatetime()
     if hasattr(value, "item") and not isinstance(value, str | bytes):

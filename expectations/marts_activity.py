@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import great_expectations.expectations as gxe
 
-from expectations.core import TableSuite, expect, non_negative, rate, table_batch
+from expectations.core import WARN, TableSuite, expect, non_negative, rate, table_batch
 
 fct_activity = TableSuite(
     asset=("marts", "fct_activity"),
@@ -22,6 +22,9 @@ fct_activity = TableSuite(
                     "customer_facing_activity_has_rep",
                     gxe.ExpectColumnValuesToNotBeNull,
                     "Every customer-facing activity (not internal) is credited to a rep.",
+                    # a warning, not a stop: a calendar or call export can land before the CRM users that name its
+                    # reps (a team connecting one source at a time), and a mailbox may belong to no CRM user
+                    severity=WARN,
                     column="rep_id",
                 ),
             ],

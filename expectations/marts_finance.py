@@ -22,7 +22,10 @@ select
     coalesce(bookings.opportunity_id, won.opportunity_id) as opportunity_id,
     coalesce(bookings.bookings, 0) as bookings,
     won.opportunity_id is not null as won_in_fct_opportunity,
-    coalesce(bookings.bookings = 1 and bookings.amount_reporting = won.amount_reporting, false) as reconciled
+    -- a won deal without an amount (Salesforce allows it) is booked without one: NULL on both sides reconciles
+    coalesce(
+        bookings.bookings = 1 and bookings.amount_reporting is not distinct from won.amount_reporting, false
+    ) as reconciled
 from bookings
 full outer join won on bookings.opportunity_id = won.opportunity_id
 """

@@ -130,7 +130,8 @@ select
     coalesce(latest_day.opportunity_id, open_deals.opportunity_id) as opportunity_id,
     latest_day.opportunity_id is not null as in_pipeline_daily,
     open_deals.opportunity_id is not null as open_in_fct_opportunity,
-    coalesce(latest_day.amount_reporting = open_deals.amount_reporting, false) as reconciled
+    -- a deal without an amount, or in a currency without a rate yet, has no reporting amount on either side
+    coalesce(latest_day.amount_reporting is not distinct from open_deals.amount_reporting, false) as reconciled
 from latest_day
 full outer join open_deals on latest_day.opportunity_id = open_deals.opportunity_id
 """

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 from pathlib import Path
 
@@ -93,6 +94,8 @@ def write_world(
         path.parent.mkdir(parents=True, exist_ok=True)
         _copy(con, "out_calls", selects["calls"], drop, path, force_quote=False)
         files["phone"].append(path)
+    if state.drops and min(state.drops) in {drop.date() for drop in new.drop_date}:
+        files["crm"].append(_write_opportunity_stages(world, landing / "crm" / min(state.drops).isoformat()))
     progress(f"wrote CRM and phone drops: {len(files['crm']) + len(files['phone']):,} files")
     for table in (*CRM_OBJECTS, "calls"):  # give their memory back before the calendars are built
         con.execute(f"drop table out_{table}")
@@ -111,6 +114,39 @@ def write_world(
     _write_truth(con, world, state, out_dir, end_exclusive, manifest)
     progress("wrote truth")
     return {source: len(paths) for source, paths in files.items()}
+
+
+def _write_opportunity_stages(world: World, folder: Path) -> Path:
+    """The org's stage definitions as Salesforce's `OpportunityStage` object exports them, in the first CRM drop
+    (a Data Loader export of setup objects is taken once, like the territories)."""
+    cfg = world.cfg
+    stages = (*cfg.stages, cfg.won_stage, cfg.lost_stage)
+    created = f"{cfg.start_date.isoformat()}T00:00:00.000Z"
+    rows = [
+        {
+            "Id": f"01J{index:015d}",
+            "MasterLabel": stage.name,
+            "ApiName": stage.name,
+            "IsActive": "true",
+            "SortOrder": str(stage.order),
+            "IsClosed": str(stage in (cfg.won_stage, cfg.lost_stage)).lower(),
+            "IsWon": str(stage == cfg.won_stage).lower(),
+            "DefaultProbability": str(stage.probability),
+            "ForecastCategory": FORECAST_CATEGORY_API[stage.forecast_category],
+            "ForecastCategoryName": stage.forecast_category,
+            "Description": "",
+            "CreatedDate": created,
+            "LastModifiedDate": created,
+            "SystemModstamp": created,
+        }
+        for index, stage in enumerate(stages, start=1)
+    ]
+    path = folder / "OpportunityStage.csv"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]), quoting=csv.QUOTE_ALL, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
 
 
 def _file_columns(con: duckdb.DuckDBPyConnection, table: str) -> str:

@@ -9,6 +9,12 @@ import pytest
 from simulator.world import Progress, generate
 
 SEED = 7
+# every raw table the ingest assets write (raw.load_ledger and raw.phone_numbers aside)
+RAW_TABLES = [
+    "account", "calendar_attendees", "calendar_events", "compensation_plans", "contact", "event", "fx_rates", "lead",
+    "opportunity", "opportunity_history", "opportunity_stage", "phone_calls", "quotas", "task", "territories", "user",
+    "user_role",
+]  # fmt: skip
 
 
 @pytest.fixture(scope="session")

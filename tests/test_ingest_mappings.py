@@ -133,12 +133,12 @@ def test_a_hubspot_deals_export_loads_into_opportunity_with_canonical_stages(tmp
         """
     ).fetchall()
     assert loaded == [
-        ("18802350101", "Acme Corp, Inc. - Platform", "Prospecting", Decimal("12500.00"), dt.date(2024, 4, 30),
-         "New Business", "USD", "52550153", None,
+        ("18802350101", "Acme Corp, Inc. - Platform", "Appointment Scheduled", Decimal("12500.00"),
+         dt.date(2024, 4, 30), "New Business", "USD", "52550153", None,
          dt.datetime(2024, 3, 1, 14, 30, tzinfo=UTC),  # 09:30 New York, standard time
          dt.datetime(2024, 3, 15, 14, 0, tzinfo=UTC),  # 10:00 New York, daylight time since March 10
          "9876543210"),
-        ("18802350102", "Globex renewal", "Closing", Decimal("48000.50"), dt.date(2024, 3, 29),
+        ("18802350102", "Globex renewal", "Contract Sent", Decimal("48000.50"), dt.date(2024, 3, 29),
          "Existing Business", "EUR", "52550153", None,
          dt.datetime(2024, 2, 10, 21, 45, tzinfo=UTC), dt.datetime(2024, 3, 4, 13, 12, tzinfo=UTC), "9876543211"),
         ("18802350103", "Initech pilot", "Closed Won", Decimal("7200.00"), dt.date(2024, 2, 28),

@@ -23,7 +23,7 @@ from orchestration.defs.resources import Quality, WarehouseBuild
 from orchestration.defs.transform.assets import warehouse_models
 from orchestration.lib.dbt_project import compiled_tests, dbt_cli, failing_rows, run_dbt
 from orchestration.lib.quality import all_suites, raw_schemas
-from tests.test_orchestration import RAW_TABLES
+from tests.conftest import RAW_TABLES
 from tests.test_warehouse import MARTS
 
 
@@ -191,11 +191,8 @@ def test_forecast_intervals_out_of_order_are_caught(tmp_path: Path, validator: V
 LET_THROUGH = {
     "negative_amount": ("opportunity", "Id", "/Opportunity.csv",
                         'update raw.opportunity set "Amount" = -abs("Amount") where "Id" = $id', "Amount_in_range"),
-    "missing_amount": ("opportunity", "Id", "/Opportunity.csv",
-                       'update raw.opportunity set "Amount" = null where "Id" = $id', "Amount_null_rate"),
-    "unknown_stage": ("opportunity", "Id", "/Opportunity.csv",
-                      """update raw.opportunity set "StageName" = 'Verbal Commit' where "Id" = $id""",
-                      "StageName_in_value_set"),
+    # missing amounts and unknown stages are not here: they are facts of a CRM, loaded, and named by dbt's
+    # open_pipeline_without_amount and undefined_stages warnings (tests/test_crm_real_exports.py)
     # a call exists once, so the quarantined record is let in: a loaded call's row under its id, 3 years ahead
     "future_dated": ("phone_calls", "call_id", ".csv",
                      "insert into raw.phone_calls select * replace ($id as call_id, "
@@ -308,10 +305,16 @@ def faulty_run(tiny_faulty_warehouse: Path, tmp_path: Path, monkeypatch: pytest.
     return result, tmp_path / "quality"
 
 
+WARN_SEVERITY = dg.AssetCheckSeverity.WARN
+
+
 def test_a_failing_error_check_stops_the_marts_built_from_its_table(faulty_run) -> None:
     result, quality = faulty_run
     assert not result.success
-    failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
+    # the planted orphans and unknown stages are facts of a CRM: dbt names them in warnings, which block nothing
+    warned = [e for e in result.get_asset_check_evaluations() if not e.passed and e.severity == WARN_SEVERITY]
+    assert {e.check_name.split("_")[0] for e in warned} <= {"relationships", "undefined", "in", "open"}
+    failed = [e for e in result.get_asset_check_evaluations() if not e.passed and e.severity != WARN_SEVERITY]
     assert failed and all(e.severity == dg.AssetCheckSeverity.ERROR for e in failed)
     failed_assets = {e.asset_key.to_user_string() for e in failed}
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}

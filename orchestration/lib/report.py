@@ -67,15 +67,47 @@ def marts_summary(con: duckdb.DuckDBPyConnection) -> str:
     return "\n".join(lines)
 
 
+def crm_values_summary(con: duckdb.DuckDBPyConnection) -> str:
+    """What the CRM wrote that the warehouse has no definition for (docs/crm_values.md): stages in no definition and
+    open deals without an amount, with the rows affected and what to do; empty when there are none."""
+    built = {
+        (schema, name)
+        for schema, name in con.execute("select table_schema, table_name from information_schema.tables").fetchall()
+    }
+    if not {("intermediate", "int_opportunity_stages_resolved"), ("marts", "fct_opportunity")} <= built:
+        return ""
+    lines = []
+    for stage, deals in con.execute(
+        """
+        select stages.stage_name, count(deals.opportunity_id)
+        from intermediate.int_opportunity_stages_resolved stages
+        left join marts.fct_opportunity deals on deals.stage_name = stages.stage_name
+        where not stages.is_defined group by 1 order by 1
+        """
+    ).fetchall():
+        lines.append(
+            f"stage {stage!r} is in no stage definition (opportunities in it: {deals:,}): export the "
+            "OpportunityStage object with the CRM drop, or add it to dbt_project/seeds/stage_definitions.csv"
+        )
+    without_amount = con.execute(
+        "select count(*) from marts.fct_opportunity where status = 'open' and amount is null"
+    ).fetchall()[0][0]
+    if without_amount:
+        lines.append(
+            f"open opportunities without an amount: {without_amount:,} (they count as deals, not in pipeline value)"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--warehouse", default=os.environ.get("WAREHOUSE_PATH", "data/warehouse.duckdb"))
     args = parser.parse_args()
     with duckdb.connect(args.warehouse, read_only=True) as con:
         print(summary(con))
-        marts = marts_summary(con)
-        if marts:
-            print(marts)
+        for section in (marts_summary(con), crm_values_summary(con)):
+            if section:
+                print(section)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,23 @@ tasks as (
     where not is_deleted
 ),
 
+-- what a Task's subtype or type means (call, email, task): the CRM's pick-lists, configured in the crm_picklists seed
+task_subtypes as (
+    select
+        value,
+        meaning
+    from {{ ref('crm_picklists') }}
+    where object = 'Task' and field = 'TaskSubtype'
+),
+
+task_types as (
+    select
+        value,
+        meaning
+    from {{ ref('crm_picklists') }}
+    where object = 'Task' and field = 'Type'
+),
+
 task_changes as (
     -- the last change of the Tasks logged for each call, deleted ones included: a deletion changes the activity
     select
@@ -111,8 +128,8 @@ crm_calls_and_emails as (
     select
         {{ dbt.concat(["'crm_task:'", "tasks.task_id"]) }} as activity_id,
         case
-            when tasks.task_subtype = 'Call' or tasks.task_type = 'Call' then 'call'
-            when tasks.task_subtype = 'Email' or tasks.task_type = 'Email' then 'email'
+            when task_subtypes.meaning = 'call' or task_types.meaning = 'call' then 'call'
+            when task_subtypes.meaning = 'email' or task_types.meaning = 'email' then 'email'
             else 'task'
         end as activity_type,
         'crm' as source_system,
@@ -140,6 +157,8 @@ crm_calls_and_emails as (
         tasks.modified_at as changed_at
     from tasks
     left join calls on tasks.call_id = calls.call_id
+    left join task_subtypes on tasks.task_subtype = task_subtypes.value
+    left join task_types on tasks.task_type = task_types.value
     where calls.call_id is null and tasks.created_at < {{ as_of_end_at() }}
 ),
 

@@ -14,7 +14,7 @@ opportunities as (
 ),
 
 stages as (
-    select * from {{ ref('stage_definitions') }}
+    select * from {{ ref('int_opportunity_stages_resolved') }}
 ),
 
 sequenced as (
@@ -51,8 +51,8 @@ select
     coalesce(stages.is_closed, false) as is_closed,
     coalesce(stages.is_won, false) as is_won,
     with_next.amount,
-    with_next.probability,
-    with_next.forecast_category,
+    coalesce(with_next.probability, stages.default_probability) as probability,
+    coalesce(with_next.forecast_category, stages.default_forecast_category) as forecast_category,
     with_next.close_date,
     coalesce(
         with_next.close_date > with_next.previous_close_date and not coalesce(stages.is_closed, false), false

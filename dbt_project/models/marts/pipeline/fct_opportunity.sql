@@ -6,7 +6,7 @@ opportunities as (
 ),
 
 stages as (
-    select * from {{ ref('stage_definitions') }}
+    select * from {{ ref('int_opportunity_stages_resolved') }}
 ),
 
 accounts as (
@@ -59,16 +59,25 @@ enriched as (
     select
         opportunities.*,
         coalesce(stages.stage_order, 0) as stage_order,
+        -- the Opportunity row's IsClosed and IsWon when the CRM exports them, else the stage's definition
+        coalesce(opportunities.is_closed, stages.is_closed, false) as is_closed_resolved,
+        coalesce(opportunities.is_won, stages.is_won, false) as is_won_resolved,
+        -- the same for the probability and the forecast category: the row's, else the stage's defaults
+        coalesce(opportunities.probability, stages.default_probability) as probability_resolved,
+        coalesce(opportunities.forecast_category, stages.default_forecast_category) as forecast_category_resolved,
         case
-            when opportunities.is_won then 'won'
-            when opportunities.is_closed then 'lost'
+            when coalesce(opportunities.is_won, stages.is_won, false) then 'won'
+            when coalesce(opportunities.is_closed, stages.is_closed, false) then 'lost'
             else 'open'
         end as status,
         closings.closed_at,
         current_visits.entered_at as current_stage_entered_at,
         coalesce(pushes.close_date_push_count, 0) as close_date_push_count,
         -- closed deals convert at their close date, open ones at the as-of date
-        case when opportunities.is_closed then opportunities.close_date else {{ as_of_date() }} end as fx_date
+        case
+            when coalesce(opportunities.is_closed, stages.is_closed, false) then opportunities.close_date
+            else {{ as_of_date() }}
+        end as fx_date
     from opportunities
     left join stages on opportunities.stage_name = stages.stage_name
     left join closings on opportunities.opportunity_id = closings.opportunity_id
@@ -105,8 +114,8 @@ select
     converted.status,
     converted.stage_name,
     converted.stage_order,
-    converted.forecast_category,
-    cast(converted.probability as decimal(5, 2)) as probability,
+    converted.forecast_category_resolved as forecast_category,
+    cast(converted.probability_resolved as decimal(5, 2)) as probability,
 
     -- money
     converted.currency,
@@ -114,7 +123,8 @@ select
     '{{ var("reporting_currency") }}' as reporting_currency,
     cast(converted.fx_rate as decimal(18, 6)) as fx_rate,
     converted.amount_reporting,
-    cast(converted.amount_reporting * converted.probability / 100 as decimal(18, 2)) as weighted_amount_reporting,
+    cast(converted.amount_reporting * converted.probability_resolved / 100 as decimal(18, 2))
+        as weighted_amount_reporting,
 
     -- dates
     cast(converted.created_at as date) as created_date,
@@ -129,12 +139,12 @@ select
     cast(converted.close_date_push_count as integer) as close_date_push_count,
 
     -- flags
-    converted.is_closed,
-    converted.is_won,
+    converted.is_closed_resolved as is_closed,
+    converted.is_won_resolved as is_won,
     -- Win rates count closed New Business and Expansion deals with an amount above zero. Renewals are left out
     -- (renewing is retention, not selling), and so are closed deals without an amount.
     coalesce(
-        converted.is_closed
+        converted.is_closed_resolved
         and converted.opportunity_type in ('New Business', 'Expansion')
         and converted.amount > 0,
         false
@@ -142,10 +152,10 @@ select
     -- Pipeline counts open deals with an amount above zero, a close date and a forecast category other than
     -- Omitted (a rep's way of saying the deal will not close).
     coalesce(
-        not converted.is_closed
+        not converted.is_closed_resolved
         and converted.amount > 0
         and converted.close_date is not null
-        and converted.forecast_category <> 'Omitted',
+        and converted.forecast_category_resolved <> 'Omitted',
         false
     ) as is_pipeline_eligible
 from converted

@@ -11,8 +11,8 @@ visits as (
 ),
 
 stages as (
-    select * from {{ ref('stage_definitions') }}
-    where not is_closed
+    select * from {{ ref('int_opportunity_stages_resolved') }}
+    where not is_closed and is_defined
 ),
 
 furthest as (

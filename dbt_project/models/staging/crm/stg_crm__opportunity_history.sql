@@ -1,39 +1,44 @@
 with
 
 source as (
-    {{ latest_version(source('raw', 'opportunity_history'), '"Id"', '"SystemModstamp"') }}
+    {{ latest_exported_version(source('raw', 'opportunity_history'), '"Id"', '"SystemModstamp"') }}
+),
+
+forecast_categories as (
+    select
+        value,
+        meaning
+    from {{ ref('crm_picklists') }}
+    where object = 'OpportunityHistory' and field = 'ForecastCategory'
 ),
 
 renamed as (
     select
         -- ids
-        "Id" as opportunity_history_id,
-        "OpportunityId" as opportunity_id,
-        "CreatedById" as created_by_id,
+        source."Id" as opportunity_history_id,
+        source."OpportunityId" as opportunity_id,
+        source."CreatedById" as created_by_id,
 
         -- strings
-        "StageName" as stage_name,
-        -- OpportunityHistory carries the API names of the forecast categories; Opportunity the labels
-        case "ForecastCategory"
-            when 'BestCase' then 'Best Case'
-            when 'Forecast' then 'Commit'
-            when 'MostLikely' then 'Most Likely'
-            else "ForecastCategory"
-        end as forecast_category,
+        source."StageName" as stage_name,
+        -- OpportunityHistory carries the API names of the forecast categories, Opportunity the labels: the
+        -- crm_picklists seed translates them (a name it does not list is kept as written)
+        coalesce(forecast_categories.meaning, source."ForecastCategory") as forecast_category,
 
         -- numerics
-        "Amount" as amount,
-        "Probability" as probability,
+        source."Amount" as amount,
+        source."Probability" as probability,
 
         -- booleans
-        "IsDeleted" as is_deleted,
+        source."IsDeleted" as is_deleted,
 
         -- dates and timestamps
-        "CloseDate" as close_date,
-        "CreatedDate" as changed_at
+        source."CloseDate" as close_date,
+        source."CreatedDate" as changed_at
 
     from source
-    where "CreatedDate" < {{ as_of_end_at() }}
+    left join forecast_categories on source."ForecastCategory" = forecast_categories.value
+    where source."CreatedDate" < {{ as_of_end_at() }}
 )
 
 select * from renamed
