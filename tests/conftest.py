@@ -68,3 +68,18 @@ def _ingested(world: Path, database: Path) -> Path:
     with duckdb.connect(str(database)) as con:
         ingest_everything(con, world / "landing")
     return database
+
+
+def run_refresh(folder: Path):
+    """The `refresh` job (ingest, dbt, every check) as `make materialize` runs it, over `folder/landing`, with the
+    warehouse and the Data Docs in `folder`; the job's result."""
+    import dagster as dg
+
+    from orchestration.definitions import defs
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("WAREHOUSE_PATH", str(folder / "warehouse.duckdb"))
+        patch.setenv("LANDING_DIR", str(folder / "landing"))
+        patch.setenv("QUALITY_DIR", str(folder / "quality"))
+        job = defs().resolve_job_def("refresh")
+        return job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)

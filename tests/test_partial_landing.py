@@ -14,7 +14,7 @@ import pytest
 from expectations.core import ERROR, Validator
 from ingestion.run import ingest_everything
 from orchestration.lib.quality import all_suites
-from tests.conftest import RAW_TABLES
+from tests.conftest import RAW_TABLES, run_refresh
 
 # what each partial landing copies from the tiny world's landing folder
 PARTIAL_LANDINGS = {
@@ -38,17 +38,9 @@ def _copy_landing(world: Path, patterns: list[str], landing: Path) -> int:
 @pytest.fixture(scope="module", params=sorted(PARTIAL_LANDINGS))
 def partial_run(request: pytest.FixtureRequest, tiny_world: Path, tmp_path_factory: pytest.TempPathFactory):
     """The `refresh` job, as `make materialize` runs it, on a landing folder holding one kind of file only."""
-    from orchestration.definitions import defs
-
     folder = tmp_path_factory.mktemp(request.param)
     assert _copy_landing(tiny_world, PARTIAL_LANDINGS[request.param], folder / "landing") > 0
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("WAREHOUSE_PATH", str(folder / "warehouse.duckdb"))
-        patch.setenv("LANDING_DIR", str(folder / "landing"))
-        patch.setenv("QUALITY_DIR", str(folder / "quality"))
-        job = defs().resolve_job_def("refresh")
-        result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
-    return request.param, result, folder / "warehouse.duckdb"
+    return request.param, run_refresh(folder), folder / "warehouse.duckdb"
 
 
 def _count(database: Path, table: str) -> int:

@@ -23,7 +23,7 @@ from orchestration.defs.resources import Quality, WarehouseBuild
 from orchestration.defs.transform.assets import warehouse_models
 from orchestration.lib.dbt_project import compiled_tests, dbt_cli, failing_rows, run_dbt
 from orchestration.lib.quality import all_suites, raw_schemas
-from tests.conftest import RAW_TABLES
+from tests.conftest import RAW_TABLES, run_refresh
 from tests.test_warehouse import MARTS
 
 
@@ -335,18 +335,11 @@ def test_a_failing_error_check_stops_the_marts_built_from_its_table(faulty_run) 
 @pytest.fixture(scope="module")
 def clean_demo_run(tmp_path_factory: pytest.TempPathFactory):
     """The `refresh` job (ingest, dbt, every check) as `make demo` runs it, on a clean `demo` world."""
-    from orchestration.definitions import defs
     from simulator.world import Progress, generate
 
     folder = tmp_path_factory.mktemp("demo_clean")
     generate("demo", 7, folder, progress=Progress(quiet=True))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("WAREHOUSE_PATH", str(folder / "warehouse.duckdb"))
-        patch.setenv("LANDING_DIR", str(folder / "landing"))
-        patch.setenv("QUALITY_DIR", str(folder / "quality"))
-        job = defs().resolve_job_def("refresh")
-        result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
-    return result, folder
+    return run_refresh(folder), folder
 
 
 def test_a_clean_demo_world_passes_every_check(clean_demo_run) -> None:

@@ -15,19 +15,11 @@ tasks as (
 
 -- what a Task's subtype or type means (call, email, task): the CRM's pick-lists, configured in the crm_picklists seed
 task_subtypes as (
-    select
-        value,
-        meaning
-    from {{ ref('crm_picklists') }}
-    where object = 'Task' and field = 'TaskSubtype'
+    {{ crm_picklist('Task', 'TaskSubtype') }}
 ),
 
 task_types as (
-    select
-        value,
-        meaning
-    from {{ ref('crm_picklists') }}
-    where object = 'Task' and field = 'Type'
+    {{ crm_picklist('Task', 'Type') }}
 ),
 
 task_changes as (

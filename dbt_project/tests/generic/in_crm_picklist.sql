@@ -10,9 +10,6 @@ select
 from {{ model }}
 where
     {{ column_name }} is not null
-    and {{ column_name }} not in (
-        select {{ side }} from {{ ref('crm_picklists') }}
-        where object = '{{ object }}' and field = '{{ field }}'
-    )
+    and {{ column_name }} not in (select picklist.{{ side }} from ({{ crm_picklist(object, field) }}) as picklist)
 group by {{ column_name }}
 {% endtest %}

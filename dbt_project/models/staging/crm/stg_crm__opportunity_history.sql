@@ -5,11 +5,7 @@ source as (
 ),
 
 forecast_categories as (
-    select
-        value,
-        meaning
-    from {{ ref('crm_picklists') }}
-    where object = 'OpportunityHistory' and field = 'ForecastCategory'
+    {{ crm_picklist('OpportunityHistory', 'ForecastCategory') }}
 ),
 
 renamed as (
