@@ -119,7 +119,7 @@ def ingest(tmp_path: Path, table: str) -> tuple[duckdb.DuckDBPyConnection, Table
     return con, ingest_csv_table(con, load_mappings(pbx_in_new_york(tmp_path)), table, tmp_path / "landing")
 
 
-def test_a_hubspot_deals_export_loads_into_opportunity_with_canonical_stages(tmp_path: Path) -> None:
+def test_a_hubspot_deals_export_loads_into_opportunity_with_hubspots_stage_labels(tmp_path: Path) -> None:
     drop(tmp_path, "crm/2024-03-20/hubspot-deals-2024-03-20.csv", hubspot_csv(DEALS_HEADER, DEALS))
     con, load = ingest(tmp_path, "opportunity")
     assert [(file.vendor, file.outcome.rows_loaded, file.outcome.rows_quarantined) for file in load.files] == [
