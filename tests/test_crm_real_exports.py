@@ -218,3 +218,12 @@ def test_the_run_report_names_undefined_stages_and_open_deals_without_an_amount(
     assert "stage 'Verbal Commit' is in no stage definition (opportunities in it: 1)" in report
     assert "stage_definitions.csv" in report
     assert "open opportunities without an amount: 1" in report
+
+
+def test_the_warnings_about_crm_values_are_asset_checks_in_dagster() -> None:
+    # Regression: undefined_stages reads several models, so Dagster logged it as an observation, not a check.
+    from orchestration.definitions import defs
+
+    checks = {(key.asset_key.to_user_string(), key.name) for key in defs().resolve_asset_graph().asset_check_keys}
+    assert ("intermediate/int_opportunity_stages_resolved", "undefined_stages") in checks
+    assert ("marts/fct_opportunity", "open_pipeline_without_amount") in checks

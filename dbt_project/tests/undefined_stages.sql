@@ -1,7 +1,8 @@
 {#- A stage that opportunities use but no definition names: the deals load and stay in the marts (their closed and
     won flags taken from the Opportunity rows), but they have no stage order, so stage conversion and stage ordering
     leave them out. One row per such stage, with the rows affected and how to define it. -#}
-{{ config(severity='warn') }}
+{#- attached, for Dagster's asset check, to the model that holds the stages; it reads the deals too -#}
+{{ config(severity='warn', meta={'dagster': {'ref': {'name': 'int_opportunity_stages_resolved'}}}) }}
 
 with
 
