@@ -260,7 +260,6 @@ class _TableLoader:
                 "_phones",
                 "_files",
                 "_repeats",
-                "_orphans",
                 "_lines",
                 "_zones",
             ):

@@ -150,7 +150,8 @@ def pending_files(
         retry_version = None
         if (relative, digest) in seen:
             settled, rejected_by, version = seen[(relative, digest)]
-            if settled or mapping is None or rejected_by == mapping:
+            # the mapping's text decides, not where it lies: a checkout moved elsewhere retries nothing
+            if settled or mapping is None or rejected_by[1] == mapping[1]:
                 continue
             retry_version = version  # the same content, read again under the changed mapping
         same_as = loaded_hashes.get(digest)

@@ -418,6 +418,17 @@ def test_a_user_mapping_reads_the_file_it_claims_and_a_file_rejected_by_a_shippe
     assert rows[1][3] == rows[1][4] + rows[1][5]  # every row read is loaded or quarantined
 
 
+def test_a_rejected_file_is_not_read_again_when_the_same_mapping_text_lies_in_another_folder(tmp_path: Path) -> None:
+    drop(tmp_path, "phone/2024-05-02/calls_export.csv", RINGLY_EXPORT)
+    landing = tmp_path / "landing"
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    ingest_csv_table(con, load_mappings(MAPPINGS_DIR), "phone_calls", landing)
+    moved = tmp_path / "checkout_moved"
+    shutil.copytree(MAPPINGS_DIR, moved)  # the same shipped text, read from elsewhere (a new clone, a new venv)
+    ingest_csv_table(con, load_mappings(moved), "phone_calls", landing)
+    assert con.execute("select status, count(*) from raw.load_ledger group by all").fetchall() == [("rejected", 1)]
+
+
 def test_a_call_export_with_a_time_zone_and_a_country_per_row_loads_in_utc_with_ring_plus_talk_as_duration(
     tmp_path: Path,
 ) -> None:
