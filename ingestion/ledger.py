@@ -2,7 +2,7 @@
 
 A file is identified by its path under the landing folder and the SHA-256 of its bytes. A (path, hash) already in
 the ledger is not looked at again, with one exception: a file rejected under a mapping is tried again once the
-mapping that would read it has changed (another mapping file, or the same file with other content), because the
+text of the mapping that would read it has changed (another mapping, or the same one edited), because the
 fix for a rejection is often in the mapping. A file loaded or skipped is never read again, whatever the mappings
 do. A new hash for a known path is a corrected re-send and loads as the next version; a hash already loaded from
 another path is recorded as skipped. Each row names the mapping that read the file (`mapping_file`, and the
@@ -118,7 +118,8 @@ def pending_files(
     mapping: tuple[str, str] | None = None,
 ) -> list[PendingFile]:
     """The files among `paths` whose (path, content) the ledger has not recorded yet, in path order, and those it
-    recorded only as rejected under another mapping than `mapping` (its file and the hash of its text)."""
+    recorded only as rejected under a mapping whose text differs from `mapping`'s (its file and the hash of its
+    text; the hash decides)."""
     ensure_ledger(con)
     # per (path, content): whether it was ever loaded or skipped, else the mapping of its latest rejection
     seen: dict[tuple[str, str], tuple[bool, tuple[str | None, str | None], int]] = {
