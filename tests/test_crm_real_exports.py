@@ -17,12 +17,14 @@ from orchestration.lib.report import crm_values_summary
 
 CREATED = "2025-01-06T09:00:00.000Z"
 # The org's stages, as Salesforce's OpportunityStage object exports them (labels differ from the simulator's)
+# (Id, MasterLabel, ApiName, SortOrder, IsClosed, IsWon, DefaultProbability, ForecastCategory, ForecastCategoryName)
 STAGES = [
-    ("01J000000000001AAA", "Prospect", 1, False, False, 5, "Pipeline", "Pipeline"),
-    ("01J000000000002AAA", "Discovery", 2, False, False, 20, "Pipeline", "Pipeline"),
-    ("01J000000000003AAA", "Negotiation", 3, False, False, 70, "Forecast", "Commit"),
-    ("01J000000000004AAA", "Closed - Won", 4, True, True, 100, "Closed", "Closed"),
-    ("01J000000000005AAA", "Closed - Lost", 5, True, False, 0, "Omitted", "Omitted"),
+    ("01J000000000001AAA", "Prospect", "Prospect", 1, False, False, 5, "Pipeline", "Pipeline"),
+    ("01J000000000002AAA", "Discovery", "Discovery", 2, False, False, 20, "Pipeline", "Pipeline"),
+    ("01J000000000003AAA", "Negotiation", "Negotiation", 3, False, False, 70, "Forecast", "Commit"),
+    ("01J000000000004AAA", "Closed - Won", "Closed - Won", 4, True, True, 100, "Closed", "Closed"),
+    # a stage whose API name differs from its label
+    ("01J000000000005AAA", "Closed - Lost", "Closed_Lost", 5, True, False, 0, "Omitted", "Omitted"),
 ]
 ACCOUNT = "001000000000001AAA"
 OWNER = "005000000000001AAA"
@@ -32,6 +34,7 @@ OPPORTUNITIES = [
     ("006000000000002AAA", "Negotiation", "", "false", "false", "Commit"),  # no amount yet
     ("006000000000003AAA", "Closed - Won", "30000.00", "true", "true", "Closed"),
     ("006000000000004AAA", "Verbal Commit", "8000.00", "false", "false", "Commit"),  # a stage no definition names
+    ("006000000000005AAA", "Closed - Lost", "4000.00", "true", "false", "Omitted"),  # written as the stage's label
 ]
 
 
@@ -50,11 +53,11 @@ def first_drop(landing: Path) -> None:
     write_csv(
         folder / "OpportunityStage.csv",
         [
-            {"Id": id_, "MasterLabel": label, "ApiName": label, "IsActive": "true", "SortOrder": order,
+            {"Id": id_, "MasterLabel": label, "ApiName": api_name, "IsActive": "true", "SortOrder": order,
              "IsClosed": str(closed).lower(), "IsWon": str(won).lower(), "DefaultProbability": probability,
              "ForecastCategory": api, "ForecastCategoryName": category, "CreatedDate": CREATED,
              "LastModifiedDate": CREATED, "SystemModstamp": CREATED}
-            for id_, label, order, closed, won, probability, api, category in STAGES
+            for id_, label, api_name, order, closed, won, probability, api, category in STAGES
         ],
     )  # fmt: skip
     write_csv(
@@ -155,6 +158,9 @@ def test_the_marts_order_and_close_deals_by_the_orgs_stage_definitions(org) -> N
     assert "Closing" not in stages, "the shipped definitions apply only when the CRM exports none"
     assert first["006000000000001AAA"][:3] == ("Discovery", 2, "open")
     assert first["006000000000003AAA"][:3] == ("Closed - Won", 4, "won")
+    # a deal that names a stage by its label finds the stage defined under its API name
+    assert first["006000000000005AAA"][:3] == ("Closed - Lost", 5, "lost")
+    assert stages["Closed_Lost"][:4] == stages["Closed - Lost"][:4] == (5, True, False, True)
 
 
 def test_a_stage_in_no_definition_loads_stays_in_the_marts_and_is_reported(org) -> None:

@@ -4,8 +4,30 @@
     in it (IsClosed and IsWon), and a warning test (tests/undefined_stages.sql) names it with the rows affected. -#}
 with
 
-definitions as (
+exported_definitions as (
     select * from {{ ref('stg_crm__opportunity_stages') }}
+),
+
+-- Salesforce's Data Loader writes a stage's API name in StageName, but exports of other tools (reports, some
+-- integrations) write its label: a stage is found under either, the label being an alias where it differs
+definitions as (
+    select * from exported_definitions
+    union all
+    select
+        stage_id,
+        stage_label as stage_name,
+        stage_label,
+        default_forecast_category,
+        stage_order,
+        default_probability,
+        is_active,
+        is_closed,
+        is_won,
+        defined_in
+    from exported_definitions
+    where
+        stage_label <> stage_name
+        and stage_label not in (select named.stage_name from exported_definitions as named)
 ),
 
 opportunities as (
