@@ -1,4 +1,5 @@
 """The Dagster code location: ingest, dbt, quality checks, ML and publish assets, wired together.
 
-Filled by the ingestion issue onwards (see ../shared/DESIGN.md and the `dg` layout in STYLE.md).
+`definitions.py` loads everything under `defs/` (the `dg` layout); `lib/` holds the Dagster glue. The engines it
+wires live beside it: `ingestion/`, `expectations/`, `ml/` and `dbt_project/` (README, "Architecture").
 """
