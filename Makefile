@@ -16,6 +16,8 @@ export LANDING_DIR ?= $(abspath $(DATA_DIR))/landing
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 # Great Expectations' project and HTML Data Docs
 export QUALITY_DIR ?= $(abspath $(DATA_DIR))/quality
+# The published copy BI tools read: sales.duckdb and parquet/<schema>/<table>.parquet (README, "For BI users")
+export PUBLISH_DIR ?= $(abspath $(DATA_DIR))/published
 # The packages are used from the checkout (not installed), also by the worker processes the loaders start.
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
@@ -43,14 +45,17 @@ dagster-home:
 	@mkdir -p $(DAGSTER_HOME)
 	@cp orchestration/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
-## materialize: run the refresh job once over DATA_DIR (ingest new files, build and test the dbt models, run the
-## data-quality suites and build their Data Docs), then the dbt docs
+## materialize: run the refresh job once over DATA_DIR (ingest new files, build and test the dbt models, audit the
+## marts, publish them when every audit passed), report what the run did, then the dbt docs. Exits with the run's
+## status: a run whose audits failed ends failed, after saying which checks withheld the publication.
 materialize: $(STAMP) dagster-home
-	$(BIN)/dagster job execute -m orchestration.definitions -j refresh -c orchestration/run_config.yaml
-	$(BIN)/python -m orchestration.lib.report --warehouse $(WAREHOUSE_PATH)
-	@echo "Data Docs: $(QUALITY_DIR)/gx/uncommitted/data_docs/local_site/index.html"
-	$(BIN)/dbt docs generate --project-dir dbt_project --profiles-dir dbt_project --quiet
-	@echo "dbt docs: dbt_project/target/index.html (serve with: $(BIN)/dbt docs serve --project-dir dbt_project --profiles-dir dbt_project)"
+	@status=0; \
+	$(BIN)/dagster job execute -m orchestration.definitions -j refresh -c orchestration/run_config.yaml || status=$$?; \
+	$(BIN)/python -m orchestration.lib.report --warehouse $(WAREHOUSE_PATH) || status=$$?; \
+	echo "Data Docs: $(QUALITY_DIR)/gx/uncommitted/data_docs/local_site/index.html"; \
+	$(BIN)/dbt docs generate --project-dir dbt_project --profiles-dir dbt_project --quiet || status=$$?; \
+	echo "dbt docs: dbt_project/target/index.html (serve with: $(BIN)/dbt docs serve --project-dir dbt_project --profiles-dir dbt_project)"; \
+	exit $$status
 
 ## ui: the Dagster UI (dagster dev) on http://127.0.0.1:3000 for DATA_DIR, with the sensor and schedule
 ui: $(STAMP) dagster-home

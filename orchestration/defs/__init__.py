@@ -1,1 +1,1 @@
-"""Dagster definitions, one folder per area (ingest now; transform, quality, ml and publish to come)."""
+"""Dagster definitions, one folder per area: ingest, transform (dbt), quality (audits), publish."""

@@ -5,6 +5,7 @@ Nothing here defines Dagster objects; `defs/transform/assets.py` wires these int
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -63,6 +64,10 @@ def build_args(as_of_date: str | None = None, full_refresh: bool = False) -> lis
     explicitly; without it the models take the latest export date in the ledger."""
     args = ["build"]
     if as_of_date:
+        try:
+            dt.date.fromisoformat(as_of_date)
+        except ValueError:
+            raise ValueError(f"as_of_date must be a date written YYYY-MM-DD, not {as_of_date!r}") from None
         args += ["--vars", json.dumps({"as_of_date": as_of_date})]
     if full_refresh:
         args.append("--full-refresh")
@@ -92,70 +97,6 @@ def _json_value(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | float | str):
         return value
     return str(value)
-
-
-def mart_layers(manifest_path: Path | str) -> list[list[str]]:
-    """Mart models grouped by how many marts stand between them and the intermediate layer: layer 0 reads no mart,
-    layer n reads at least one mart of layer n - 1. Each layer is built as its own step, so that a blocking check
-    on a mart stops the marts built from it.
-
-    A mart also goes no earlier than the marts its tests compare it with: `fct_pipeline_daily` reads no mart, but
-    its relationships test reads `fct_opportunity`, and Dagster can report a test only in the step of the model it
-    is attached to, so that step must come after both tables exist."""
-    manifest = json.loads(Path(manifest_path).read_text())
-    models = {key: node for key, node in manifest["nodes"].items() if node["resource_type"] == "model"}
-    marts = {key for key, node in models.items() if node.get("config", {}).get("schema") == "marts"}
-    compared: dict[str, set[str]] = {key: set() for key in marts}
-    for test in _tests_on(manifest, marts):
-        compared[test["attached_node"]] |= (set(test["depends_on"]["nodes"]) & marts) - {test["attached_node"]}
-    depth: dict[str, int] = {}
-    visiting: list[str] = []
-
-    def depth_of(key: str) -> int:
-        if key in visiting:
-            cycle = " -> ".join(models[node]["name"] for node in [*visiting[visiting.index(key) :], key])
-            raise ValueError(f"a test compares a mart with a mart built from it, no layer can hold both: {cycle}")
-        if key not in depth:
-            visiting.append(key)
-            parents = [parent for parent in models[key]["depends_on"]["nodes"] if parent in marts]
-            depth[key] = max([0, *(1 + depth_of(parent) for parent in parents), *map(depth_of, compared[key])])
-            visiting.pop()
-        return depth[key]
-
-    layers: list[list[str]] = [[] for _ in range(1 + max(map(depth_of, marts), default=0))]
-    for key in sorted(marts):
-        layers[depth_of(key)].append(models[key]["name"])
-    return layers
-
-
-def cross_layer_tests(manifest_path: Path | str, layers: list[list[str]]) -> list[list[str]]:
-    """Per layer, the tests on its marts that also read a model built in an earlier step (`fct_opportunity`'s
-    territory against `dim_territory`), to be selected by name in that layer's `dbt build`.
-
-    dbt's `buildable` indirect selection (dbt_project.yml) runs a test with the later of its models only when the
-    earlier one is an ancestor of it, which `dim_territory` is not of `fct_opportunity`: such a test ran in no step
-    and its blocking check never had a result. `eager` would run it with the earlier model instead, before this run
-    has rebuilt the later one (or, on a new warehouse, before it exists)."""
-    manifest = json.loads(Path(manifest_path).read_text())
-    layer_by_name = {name: number for number, names in enumerate(layers) for name in names}
-    models = {key: node for key, node in manifest["nodes"].items() if node["resource_type"] == "model"}
-    # staging, intermediate and seeds are built in step 0 with the first marts
-    layer_of = {key: layer_by_name.get(node["name"], 0) for key, node in models.items()}
-    selected: list[list[str]] = [[] for _ in layers]
-    marts = {key for key, node in models.items() if node["name"] in layer_by_name}
-    for test in _tests_on(manifest, marts):
-        layer = layer_of[test["attached_node"]]
-        if any(layer_of.get(parent, 0) < layer for parent in test["depends_on"]["nodes"]):
-            selected[layer].append(test["name"])
-    return [sorted(names) for names in selected]
-
-
-def _tests_on(manifest: Mapping[str, Any], models: set[str]) -> list[Mapping[str, Any]]:
-    return [
-        node
-        for node in manifest["nodes"].values()
-        if node["resource_type"] == "test" and node.get("attached_node") in models
-    ]
 
 
 class WarehouseTranslator(DagsterDbtTranslator):

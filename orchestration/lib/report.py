@@ -1,10 +1,15 @@
-"""`python -m orchestration.lib.report`: what the warehouse holds: per raw table, from the ledger, what the ingest
-loaded; then the marts the dbt build made, with their row counts and the as-of date they were built for."""
+"""`python -m orchestration.lib.report`: what the last run did and what readers now see: per raw table, from the
+ledger, what the ingest loaded; whether the run published, and if not which blocking checks withheld it; then the
+published marts with their row counts and the as-of date they were built for.
+
+The working warehouse is opened read-only, after the run, for the ledger; the marts are read from the published copy.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
 import duckdb
 
@@ -99,15 +104,83 @@ def crm_values_summary(con: duckdb.DuckDBPyConnection) -> str:
     return "\n".join(lines)
 
 
+def publication_summary(published: Path, run_id: str | None, failed_checks: list[str]) -> str:
+    """Whether run `run_id` published, what the published copy is, and, when withheld, the checks that stopped it."""
+    current = None
+    if published.exists():
+        with duckdb.connect(str(published), read_only=True) as con:
+            current = con.execute(
+                "select run_id, published_at, as_of_date, json_array_length(json_keys(row_counts::json)),"
+                " checks_passed, checks_warned from marts.publication"
+            ).fetchone()
+    lines = []
+    if current and (run_id is None or current[0] == run_id):
+        lines.append(
+            f"published {published} as of {current[2]} (run {current[0]}, {current[1]:%Y-%m-%d %H:%M:%S %Z}): "
+            f"{current[3]} tables, {current[4]} checks passed, {current[5]} warnings; Parquet in "
+            f"{published.parent / 'parquet'}"
+        )
+        return "\n".join(lines)
+    lines.append(f"publishing withheld: run {run_id} did not publish" + (":" if failed_checks else ""))
+    lines += [f"  {check}" for check in failed_checks]
+    if current:
+        lines.append(f"readers still see the publication of run {current[0]} as of {current[2]} ({published})")
+    else:
+        lines.append(f"nothing has been published yet ({published} does not exist)")
+    return "\n".join(lines)
+
+
+def last_run(job_name: str = "refresh") -> tuple[str | None, list[str]]:
+    """The id of the latest run of `job_name` in the Dagster instance (DAGSTER_HOME), and its failed blocking
+    checks as 'asset: check: what failed'."""
+    import dagster as dg
+
+    if not os.environ.get("DAGSTER_HOME"):
+        return None, []
+    with dg.DagsterInstance.get() as instance:
+        records = instance.get_run_records(dg.RunsFilter(job_name=job_name), limit=1)
+        if not records:
+            return None, []
+        run_id = records[0].dagster_run.run_id
+        failed = []
+        for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
+            evaluation = record.dagster_event.event_specific_data
+            if evaluation.passed or evaluation.severity != dg.AssetCheckSeverity.ERROR:
+                continue
+            examples = evaluation.metadata.get("example_failing_rows")
+            detail = f"; first failing rows: {str(examples.value)[:300]}" if examples is not None else ""
+            failed.append(
+                f"{evaluation.asset_key.to_user_string()}: {evaluation.check_name}: "
+                f"{evaluation.description or 'failed'}{detail}"
+            )
+        return run_id, failed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--warehouse", default=os.environ.get("WAREHOUSE_PATH", "data/warehouse.duckdb"))
+    parser.add_argument("--published", help="the published DuckDB file (default: published/sales.duckdb beside the "
+                        "warehouse, or PUBLISH_DIR/sales.duckdb)")  # fmt: skip
     args = parser.parse_args()
-    with duckdb.connect(args.warehouse, read_only=True) as con:
-        print(summary(con))
-        for section in (marts_summary(con), crm_values_summary(con)):
-            if section:
-                print(section)
+    published = Path(args.published) if args.published else default_published(Path(args.warehouse))
+    if Path(args.warehouse).exists():
+        with duckdb.connect(args.warehouse, read_only=True) as con:
+            print(summary(con))
+            crm_values = crm_values_summary(con)
+    else:
+        crm_values = ""
+    run_id, failed = last_run()
+    print(publication_summary(published, run_id, failed))
+    if published.exists():
+        with duckdb.connect(str(published), read_only=True) as con:
+            print(marts_summary(con))
+    if crm_values:
+        print(crm_values)
+
+
+def default_published(warehouse: Path) -> Path:
+    folder = os.environ.get("PUBLISH_DIR")
+    return Path(folder) / "sales.duckdb" if folder else warehouse.resolve().parent / "published" / "sales.duckdb"
 
 
 if __name__ == "__main__":

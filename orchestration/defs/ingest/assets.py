@@ -5,13 +5,12 @@ ledger has already seen, and reports what it did per file in the ledger and in i
 """
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 
 from ingestion.calendar_ingest import CalendarWindowSettings, ingest_calendars
 from ingestion.ingest import TableLoad, ingest_csv_table, load_order, parents_of
 from ingestion.mapping import load_mappings
 from ingestion.phones import PhoneNormalizer
-from orchestration.defs.resources import WAREHOUSE_POOL, Landing
+from orchestration.defs.resources import WAREHOUSE_POOL, Landing, Warehouse
 
 # canonical table -> what a row is (the asset's description in the UI)
 GRAIN: dict[str, str] = {
@@ -55,7 +54,7 @@ def _csv_asset(table: str) -> dg.AssetsDefinition:
         deps=[dg.AssetKey(["raw", parent]) for parent in parents_of(CANONICAL, table)],
         description=GRAIN.get(table, f"Canonical raw table {table}, one row per exported record version."),
     )
-    def load(context: dg.AssetExecutionContext, warehouse: DuckDBResource, landing: Landing) -> dg.MaterializeResult:
+    def load(context: dg.AssetExecutionContext, warehouse: Warehouse, landing: Landing) -> dg.MaterializeResult:
         with warehouse.get_connection() as con:
             result = ingest_csv_table(
                 con, landing.mappings(), table, landing.root, run_id=context.run.run_id, phones=PhoneNormalizer(),
@@ -103,7 +102,7 @@ class CalendarConfig(dg.Config):
     name="calendars",
     pool=WAREHOUSE_POOL,
 )
-def calendars(context: dg.AssetExecutionContext, config: CalendarConfig, warehouse: DuckDBResource, landing: Landing):
+def calendars(context: dg.AssetExecutionContext, config: CalendarConfig, warehouse: Warehouse, landing: Landing):
     """Mailbox exports (`calendar/<date>/<mailbox>.ics`) expanded with the fast reader, icalendar as fallback."""
     settings = CalendarWindowSettings(config.window_start, config.horizon_days, config.workers or None)
     with warehouse.get_connection() as con:

@@ -2,10 +2,9 @@
 the tables hold exactly the rows the ledger says were written."""
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 
 from orchestration.defs.ingest.assets import CSV_TABLES
-from orchestration.defs.resources import WAREHOUSE_POOL
+from orchestration.defs.resources import WAREHOUSE_POOL, Warehouse
 
 RECONCILE_SQL = """
 with ledger as (
@@ -62,8 +61,8 @@ def _csv_check(table: str) -> dg.AssetChecksDefinition:
         blocking=True,
         pool=WAREHOUSE_POOL,
     )
-    def check(warehouse: DuckDBResource) -> dg.AssetCheckResult:
-        with warehouse.get_connection() as con:
+    def check(warehouse: Warehouse) -> dg.AssetCheckResult:
+        with warehouse.get_connection(read_only=True) as con:
             return reconcile(con, table, table, table)
 
     return check
@@ -77,8 +76,8 @@ def _calendar_check() -> dg.AssetChecksDefinition:
         blocking=True,
         pool=WAREHOUSE_POOL,
     )
-    def check(warehouse: DuckDBResource) -> dg.AssetCheckResult:
-        with warehouse.get_connection() as con:
+    def check(warehouse: Warehouse) -> dg.AssetCheckResult:
+        with warehouse.get_connection(read_only=True) as con:
             if not _exists(con, "raw", "load_ledger"):
                 return dg.AssetCheckResult(passed=True, metadata={"files_not_reconciled": 0})
             bad = con.execute(

@@ -1,16 +1,18 @@
 """Great Expectations suites as asset checks: one multi-check per table, one check per expectation.
 
 Checks of severity ERROR are blocking: when one fails, the assets downstream of its table do not materialize in
-that run (the dbt models run layer by layer for this, see `defs/transform/assets.py`). WARN checks annotate.
+that run, and `publish` (downstream of every mart) withholds the publication. WARN checks annotate. The suites
+open the working warehouse read-only.
 Each result carries the expectation, the observed value, the counts, example failing rows by id, and a link to
 the HTML Data Docs that GX builds under `data/quality/` on every run.
 """
 
+import json
+
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 
 from expectations.core import ERROR, CheckOutcome, SuiteResult, TableSuite
-from orchestration.defs.resources import WAREHOUSE_POOL, Quality
+from orchestration.defs.resources import WAREHOUSE_POOL, Quality, Warehouse
 from orchestration.lib.quality import all_suites, validator
 
 SEVERITY = {ERROR: dg.AssetCheckSeverity.ERROR}
@@ -51,8 +53,8 @@ def quality_check(suite: TableSuite) -> dg.AssetChecksDefinition:
         description=suite.description,
         pool=WAREHOUSE_POOL,
     )
-    def run_suite(context: dg.AssetCheckExecutionContext, warehouse: DuckDBResource, quality: Quality):
-        with warehouse.get_connection() as con:
+    def run_suite(context: dg.AssetCheckExecutionContext, warehouse: Warehouse, quality: Quality):
+        with warehouse.get_connection(read_only=True) as con:
             result = validator(quality.path).run(con, suite)
         failed = result.failed
         context.log.info(
@@ -60,6 +62,12 @@ def quality_check(suite: TableSuite) -> dg.AssetChecksDefinition:
             f"on {result.rows} rows" + (f"; data docs: {result.docs_url}" if result.docs_url else "")
         )
         for outcome in result.outcomes:
+            if not outcome.passed and outcome.severity == ERROR:
+                context.log.error(
+                    f"{suite.name}: {outcome.check} failed ({outcome.description}); "
+                    f"{json.dumps(outcome.metadata(), default=str)[:600]}. Publishing is withheld: BI keeps reading "
+                    "the last good publication."
+                )
             yield check_result(key, outcome, result)
 
     return run_suite

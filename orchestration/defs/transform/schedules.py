@@ -1,18 +1,21 @@
-"""Jobs that build the warehouse: the dbt models alone, and the whole refresh from landing files to marts."""
+"""Jobs that build the warehouse: the dbt models alone, and the whole refresh from landing files to the
+published copy."""
 
 import dagster as dg
 
 transform_job = dg.define_asset_job(
     "transform",
-    selection=dg.AssetSelection.groups("staging", "intermediate", "marts"),
-    description="Build and test the dbt models (staging, intermediate, marts) from raw.*.",
+    selection=dg.AssetSelection.groups("staging", "intermediate", "marts", "publish"),
+    description="Build and test the dbt models (staging, intermediate, marts) from raw.*, audit the marts and "
+    "publish them when every audit passed.",
     executor_def=dg.in_process_executor,
 )
 
 refresh_job = dg.define_asset_job(
     "refresh",
-    selection=dg.AssetSelection.groups("ingest", "staging", "intermediate", "marts"),
-    description="Load new landing files into raw.*, then build and test the dbt models.",
+    selection=dg.AssetSelection.groups("ingest", "staging", "intermediate", "marts", "publish"),
+    description="Load new landing files into raw.*, build and test the dbt models, audit the marts, and publish "
+    "them when every audit passed.",
     # One process: every step writes to the one DuckDB file.
     executor_def=dg.in_process_executor,
 )
