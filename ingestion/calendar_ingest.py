@@ -1,7 +1,9 @@
 """Calendar ingest: expand each new mailbox export and append occurrences, attendees and quarantined events.
 
 Files are parsed on every core by `ics.expand_files` (the fast reader, with icalendar and recurring-ical-events as
-the fallback) and written in groups of files, each group in one transaction with its files' ledger rows.
+the fallback) and written in groups of files, each group in one transaction with its files' ledger rows. Every file
+to parse is announced in the ledger (`started`) before the parsing begins, so that a run killed while its workers
+parse leaves a trace; the next run marks it `interrupted` and reads the file again (see `ingestion.ledger`).
 """
 
 from __future__ import annotations
@@ -16,15 +18,19 @@ import numpy as np
 import pyarrow as pa
 
 from ingestion.csv_loader import ensure_quarantine
-from ingestion.ingest import FileReport, Log, TableLoad
+from ingestion.ingest import FileReport, Log, TableLoad, outside_rejection
 from ingestion.ledger import (
     FileOutcome,
     LedgerEntry,
     PendingFile,
     ensure_ledger,
     export_date_of,
+    mark_interrupted,
+    outside_landing,
     pending_files,
     record,
+    record_started,
+    settle,
 )
 
 CALENDAR_GLOB = "calendar/**/*.ics"
@@ -100,31 +106,55 @@ def ingest_calendars(
     ensure_ledger(con)
     ensure_calendar_tables(con)
     paths = sorted(path for path in landing.glob(CALENDAR_GLOB) if path.is_file())
-    window = window_for(paths, settings)
-    pending = pending_files(con, paths, landing, "calendar_events")
+    window = window_for([path for path in paths if outside_landing(path, landing) is None], settings)
     result = CalendarLoad("calendar_events")
-    to_parse = [file for file in pending if file.same_as is None]
+    result.interrupted = mark_interrupted(con, "calendar_events", run_id)
+    if log and result.interrupted:
+        log(
+            f"calendar: an earlier run stopped while loading {len(result.interrupted)} file(s), marked interrupted "
+            "in the ledger and loaded again"
+        )
+    pending = pending_files(con, paths, landing, "calendar_events")
+    to_parse = [file for file in pending if file.same_as is None and file.outside is None]
     by_path = {file.path: file for file in to_parse}
     for file in pending:
-        if file.same_as is not None:
-            outcome = FileOutcome(status="skipped", reason=f"same content as {file.same_as}, already loaded")
-            _commit(con, [(file, None, outcome, uuid.uuid4().hex)], run_id, dt.datetime.now(dt.UTC))
+        if file.outside is not None or file.same_as is not None:
+            if file.outside is not None:
+                outcome = outside_rejection(file, landing)
+            else:
+                outcome = FileOutcome(status="skipped", reason=f"same content as {file.same_as}, already loaded")
+            now = dt.datetime.now(dt.UTC)
+            record(con, [LedgerEntry(uuid.uuid4().hex, run_id, "calendar", "calendar_events", "icalendar", file,
+                                     outcome, now)])  # fmt: skip
             result.files.append(FileReport(file.relative, "icalendar", outcome))
+    load_ids = {file.path: uuid.uuid4().hex for file in to_parse}
+    started_at = dt.datetime.now(dt.UTC)
+    announced = FileOutcome(status="loaded")
+    record_started(
+        con,
+        [_entry(file, announced, load_ids[file.path], run_id, started_at) for file in to_parse],
+    )
     group: list[tuple[PendingFile, object, FileOutcome, str]] = []
     rows = 0
     for parsed_file in expand_files([file.path for file in to_parse], window, workers=settings.workers):
         file = by_path[parsed_file.path]
         outcome = _outcome(parsed_file)
-        group.append((file, parsed_file, outcome, uuid.uuid4().hex))
+        group.append((file, parsed_file, outcome, load_ids[file.path]))
         rows += parsed_file.occurrences.num_rows
         if len(group) >= MAX_GROUP_FILES or rows >= MAX_GROUP_ROWS:
-            _commit(con, group, run_id, dt.datetime.now(dt.UTC))
+            _commit(con, group, run_id, started_at)
             _report(result, group, len(to_parse), log)
             group, rows = [], 0
     if group:
-        _commit(con, group, run_id, dt.datetime.now(dt.UTC))
+        _commit(con, group, run_id, started_at)
         _report(result, group, len(to_parse), log)
     return result
+
+
+def _entry(
+    file: PendingFile, outcome: FileOutcome, load_id: str, run_id: str | None, started_at: dt.datetime
+) -> LedgerEntry:
+    return LedgerEntry(load_id, run_id, "calendar", "calendar_events", "icalendar", file, outcome, started_at)
 
 
 def _outcome(parsed) -> FileOutcome:
@@ -170,8 +200,9 @@ def _with_lineage(parts: list[tuple[pa.Table, str, str]], loaded_at: dt.datetime
     )
 
 
-def _commit(con: duckdb.DuckDBPyConnection, group: list, run_id: str | None, loaded_at: dt.datetime) -> None:
-    """Write a group of parsed files and their ledger rows in one transaction."""
+def _commit(con: duckdb.DuckDBPyConnection, group: list, run_id: str | None, started_at: dt.datetime) -> None:
+    """Write a group of parsed, announced files and settle their ledger rows, in one transaction."""
+    loaded_at = dt.datetime.now(dt.UTC)
     occurrences, attendees, quarantined = [], [], []
     for file, parsed, outcome, load_id in group:
         if outcome.status != "loaded":
@@ -190,15 +221,10 @@ def _commit(con: duckdb.DuckDBPyConnection, group: list, run_id: str | None, loa
             con.register("_calendar_quarantine", _quarantine_table(quarantined, loaded_at))
             con.execute("insert into quarantine.calendar_events by name select * from _calendar_quarantine")
             con.unregister("_calendar_quarantine")
-        record(
-            con,
-            [
-                LedgerEntry(load_id, run_id, "calendar", "calendar_events", "icalendar", file, outcome, loaded_at)
-                for file, _, outcome, load_id in group
-            ],
-        )
+        settle(con, [_entry(file, outcome, load_id, run_id, started_at) for file, _, outcome, load_id in group])
         con.execute("commit")
     except BaseException:
+        # the group's rows stay `started`: the next run marks them interrupted and reads the files again
         con.execute("rollback")
         raise
 

@@ -78,14 +78,14 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, table: CanonicalTable) -> None
     """Create `raw.<table>` and `quarantine.<table>` when absent."""
     columns = [f'"{name}" {kind}' for name, kind in raw_columns(table).items()]
     con.execute("create schema if not exists raw; create schema if not exists quarantine")
-    con.execute(f"create table if not exists raw.{table.name} ({', '.join(columns)}, {LINEAGE_DDL})")
+    con.execute(f"create table if not exists raw.{ident(table.name)} ({', '.join(columns)}, {LINEAGE_DDL})")
     ensure_quarantine(con, table.name)
 
 
 def ensure_quarantine(con: duckdb.DuckDBPyConnection, table: str) -> None:
     """Create `quarantine.<table>` when absent, with the columns of this release."""
-    con.execute(QUARANTINE_DDL.format(table=table))
-    con.execute(QUARANTINE_MIGRATIONS.format(table=table))
+    con.execute(QUARANTINE_DDL.format(table=ident(table)))
+    con.execute(QUARANTINE_MIGRATIONS.format(table=ident(table)))
 
 
 def quote_literal(text: str) -> str:
@@ -182,7 +182,7 @@ def load_csv_batch(
         f"{plan.from_clause}"
     )
     con.execute(
-        f"insert into raw.{table.name} by name select * exclude (_bad, _file), "
+        f"insert into raw.{ident(table.name)} by name select * exclude (_bad, _file), "
         f"{quote_literal(context.loaded_at.isoformat())}::timestamptz as _loaded_at "
         "from _typed where not _bad order by _file, _record_number"
     )
@@ -805,7 +805,7 @@ def _quarantine(
         }
     )
     con.register("_quarantine_arrow", frame)
-    con.execute(f"insert into quarantine.{mapping.table.name} by name select * from _quarantine_arrow")
+    con.execute(f"insert into quarantine.{ident(mapping.table.name)} by name select * from _quarantine_arrow")
     con.unregister("_quarantine_arrow")
     counts: dict[int, int] = {}
     for row in rows:

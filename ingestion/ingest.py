@@ -1,7 +1,9 @@
 """Ingest runs: for one canonical table, find its new landing files, load each in its own transaction, and ledger it.
 
-A file's raw rows, quarantine rows and ledger row are committed together, so a run that stops half-way leaves each
-file either fully loaded or not seen at all, and the next run picks up where it stopped.
+A file's raw rows, quarantine rows and final ledger row are committed together, so a run that stops half-way leaves
+each file either fully loaded or not loaded at all. Each batch is announced in the ledger (`started`) before its
+transaction opens; the next run marks what a stopped run left `started` as `interrupted` and loads those files again
+(see `ingestion.ledger`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,17 @@ from ingestion.csv_loader import (
     ensure_tables,
     load_csv_batch,
 )
-from ingestion.ledger import FileOutcome, LedgerEntry, PendingFile, ensure_ledger, pending_files, record
+from ingestion.ledger import (
+    FileOutcome,
+    LedgerEntry,
+    PendingFile,
+    ensure_ledger,
+    mark_interrupted,
+    pending_files,
+    record,
+    record_started,
+    settle,
+)
 from ingestion.mapping import FileMapping, MappingError, Mappings
 from ingestion.phones import PhoneNormalizer
 
@@ -40,6 +52,7 @@ class TableLoad:
 
     table: str
     files: list[FileReport] = field(default_factory=list)
+    interrupted: list[str] = field(default_factory=list)  # files an earlier run stopped loading, loaded again now
 
     def count(self, status: str) -> int:
         return sum(1 for report in self.files if report.outcome.status == status)
@@ -69,6 +82,7 @@ class TableLoad:
             "rows_quarantined": self.rows_quarantined,
             "rejected_files": rejected,
             "extra_columns_kept": extra,
+            "files_interrupted_earlier": self.interrupted,
         }
 
 
@@ -172,6 +186,10 @@ def ingest_csv_table(
     ensure_ledger(con)
     ensure_tables(con, mappings.tables[table])
     loader = _TableLoader(con, table, run_id, phones or PhoneNormalizer(), log)
+    loader.result.interrupted = mark_interrupted(con, table, run_id)
+    if log and loader.result.interrupted:
+        log(f"{table}: an earlier run stopped while loading {len(loader.result.interrupted)} file(s), marked "
+            f"interrupted in the ledger and loaded again: {', '.join(loader.result.interrupted[:5])}")  # fmt: skip
     for mapping in mappings.for_table(table):
         signature = (str(mapping.definition), mapping.definition_hash)
         pending = pending_files(con, claims.get(mapping.key, []), landing, table, signature)
@@ -179,6 +197,9 @@ def ingest_csv_table(
         batch: list[PendingFile] = []
         batch_columns: list[str] = []
         for file in pending:
+            if file.outside is not None:
+                loader.finish(mapping, file, outside_rejection(file, landing))
+                continue
             if file.same_as is not None:
                 loader.finish(mapping, file, FileOutcome(status="skipped", reason=_same_as(file)))
                 continue
@@ -212,6 +233,15 @@ def _ends_with_newline(path: Path) -> bool:
         return handle.read(1) == b"\n"
 
 
+def outside_rejection(file: PendingFile, landing: Path) -> FileOutcome:
+    """The ledger's rejection of a landing path that leads out of the landing folder (a link, most often)."""
+    return FileOutcome(
+        status="rejected",
+        reason=f"{file.relative} leads to {file.outside}, outside the landing folder {landing.resolve()}: refused "
+        "and not read; copy the file into the landing folder instead of linking to it",
+    )
+
+
 def _same_as(file: PendingFile) -> str:
     return f"same content as {file.same_as}, already loaded"
 
@@ -238,12 +268,24 @@ class _TableLoader:
         self.expected = 0
 
     def load(self, mapping: FileMapping, files: list[PendingFile], columns: list[str]) -> None:
+        """Announce the batch in the ledger, then load it (see `_load_announced`)."""
         batch = [BatchFile(file, uuid.uuid4().hex) for file in files]
         started_at = dt.datetime.now(dt.UTC)
+        entries = [
+            self._entry(mapping, item.pending, FileOutcome("loaded"), item.load_id, started_at) for item in batch
+        ]
+        record_started(self.con, entries)
+        self._load_announced(mapping, batch, columns, started_at)
+
+    def _load_announced(
+        self, mapping: FileMapping, batch: list[BatchFile], columns: list[str], started_at: dt.datetime
+    ) -> None:
+        """Load announced files in one transaction that also settles their ledger rows; a batch with an unreadable
+        file is rolled back and its files loaded one by one, to know which."""
         self.con.execute("begin transaction")
         try:
             outcomes = load_csv_batch(self.con, mapping, batch, columns, LoadContext(started_at, self.phones))
-            record(
+            settle(
                 self.con,
                 [
                     self._entry(mapping, item.pending, outcome, item.load_id, started_at)
@@ -264,13 +306,17 @@ class _TableLoader:
                 "_zones",
             ):
                 self.con.execute(f"drop table if exists {name}")
-            if len(files) > 1:  # find the unreadable file(s): the others load on their own
-                for file in files:
-                    self.load(mapping, [file], columns)
+            if len(batch) > 1:  # find the unreadable file(s): the others load on their own
+                for item in batch:
+                    self._load_announced(mapping, [item], columns, started_at)
                 return
-            self.finish(mapping, files[0], _rejected(rejected))
+            [item] = batch
+            outcome = _rejected(rejected)
+            settle(self.con, [self._entry(mapping, item.pending, outcome, item.load_id, started_at)])
+            self._report(mapping, item.pending, outcome)
             return
         except BaseException:
+            # the batch's rows stay `started`: the next run marks them interrupted and loads the files again
             self.con.execute("rollback")
             raise
         for item, outcome in zip(batch, outcomes, strict=True):

@@ -7,6 +7,20 @@ fix for a rejection is often in the mapping. A file loaded or skipped is never r
 do. A new hash for a known path is a corrected re-send and loads as the next version; a hash already loaded from
 another path is recorded as skipped. Each row names the mapping that read the file (`mapping_file`, and the
 SHA-256 of its text, `mapping_hash`) and the zone its local times were read in (`timezone`).
+
+A load is announced before it starts: its row is written and committed with status `started`, and the load's own
+transaction (raw rows, quarantine rows, the row flipped to its final status) commits all of the file or none of it.
+A run that was killed or crashed mid-load therefore leaves a `started` row and no data; the next run to load that
+table marks the row `interrupted`, says so in its reason, and reads the file again. The statuses:
+
+- `loaded`: the file's rows are in `raw.<table>` and `quarantine.<table>` (final)
+- `skipped`: the same bytes were already loaded from another path; nothing read (final)
+- `rejected`: the file as a whole cannot be read, or lies outside the landing folder; nothing kept (final)
+- `started`: a load in flight, or one whose run stopped before it finished (only until the next run)
+- `interrupted`: an attempt whose run stopped before the file finished loading; nothing of it was kept, and a
+  later row of the same path and content says what became of the file
+
+Only `loaded` rows stand for data in the warehouse; readers that count files or export dates filter on it.
 """
 
 from __future__ import annotations
@@ -14,7 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import duckdb
@@ -58,6 +72,9 @@ LEDGER_MIGRATIONS = [
     for column in ("detail", "mapping_file", "mapping_hash", "timezone")
 ]
 _DATE_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+STARTED, INTERRUPTED = "started", "interrupted"
+FINAL_STATUSES = ("loaded", "skipped", "rejected")
+_FINAL = "status in (" + ", ".join(f"'{status}'" for status in FINAL_STATUSES) + ")"
 
 
 @dataclass
@@ -71,13 +88,14 @@ class PendingFile:
     version: int
     export_date: dt.date
     same_as: str | None = None  # an already loaded file with the same bytes
+    outside: Path | None = None  # where the path really leads when that is outside the landing folder: never read
 
 
 @dataclass
 class FileOutcome:
     """What loading one file did; becomes its ledger row."""
 
-    status: str  # loaded | skipped | rejected
+    status: str  # loaded | skipped | rejected (| started while in flight)
     rows_read: int = 0
     rows_loaded: int = 0
     rows_quarantined: int = 0
@@ -100,6 +118,16 @@ def content_hash(path: Path) -> str:
         while chunk := handle.read(1 << 22):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def outside_landing(path: Path, landing: Path) -> Path | None:
+    """Where `path` really leads (links followed) when that is outside the landing folder; None when it stays in.
+
+    A glob or a symbolic link can name a file anywhere on the machine; only files inside the landing folder are
+    landing files, whatever leads to them.
+    """
+    target = path.resolve()
+    return None if target.is_relative_to(landing.resolve()) else target
 
 
 def export_date_of(path: Path) -> dt.date:
@@ -125,10 +153,10 @@ def pending_files(
     seen: dict[tuple[str, str], tuple[bool, tuple[str | None, str | None], int]] = {
         (path, digest): (bool(settled), (mapping_file, mapping_hash), version)
         for path, digest, settled, mapping_file, mapping_hash, version in con.execute(
-            """
+            f"""
             select path, content_hash, bool_or(status <> 'rejected'),
                 arg_max(mapping_file, finished_at), arg_max(mapping_hash, finished_at), max(version)
-            from raw.load_ledger where table_name = ? group by all
+            from raw.load_ledger where table_name = ? and {_FINAL} group by all
             """,
             [table],
         ).fetchall()
@@ -141,13 +169,17 @@ def pending_files(
     }
     versions: dict[str, int] = {}
     for path, count in con.execute(
-        "select path, count(distinct content_hash) from raw.load_ledger where table_name = ? group by path", [table]
+        f"select path, count(distinct content_hash) from raw.load_ledger where table_name = ? and {_FINAL} "
+        "group by path",
+        [table],
     ).fetchall():
         versions[path] = count
     pending = []
     for path in sorted(paths):
         relative = path.relative_to(landing).as_posix()
-        digest = content_hash(path)
+        outside = outside_landing(path, landing)
+        # a path that leads out of the landing folder is ledgered by where it leads, without reading a byte of it
+        digest = content_hash(path) if outside is None else "outside:" + hashlib.sha256(bytes(outside)).hexdigest()
         retry_version = None
         if (relative, digest) in seen:
             settled, rejected_by, version = seen[(relative, digest)]
@@ -161,15 +193,16 @@ def pending_files(
                 path=path,
                 relative=relative,
                 content_hash=digest,
-                size_bytes=path.stat().st_size,
+                size_bytes=path.stat().st_size if outside is None else 0,
                 version=retry_version or versions.get(relative, 0) + 1,
                 export_date=export_date_of(path),
-                same_as=same_as,
+                same_as=same_as if outside is None else None,
+                outside=outside,
             )
         )
         if retry_version is None:
             versions[relative] = versions.get(relative, 0) + 1
-        if same_as is None:
+        if same_as is None and outside is None:
             loaded_hashes[digest] = relative  # a second copy later in this same batch is skipped
     return pending
 
@@ -228,3 +261,72 @@ def record(con: duckdb.DuckDBPyConnection, entries: list[LedgerEntry]) -> None:
     con.register("_ledger_rows", frame)
     con.execute("insert into raw.load_ledger by name select * from _ledger_rows")
     con.unregister("_ledger_rows")
+
+
+def record_started(con: duckdb.DuckDBPyConnection, entries: list[LedgerEntry]) -> None:
+    """Announce loads before they start: their rows, status `started`, committed at once (the caller holds no
+    transaction), so that a run killed during the load leaves a trace the next run reads."""
+    record(con, [replace(entry, outcome=FileOutcome(status=STARTED)) for entry in entries])
+
+
+def settle(con: duckdb.DuckDBPyConnection, entries: list[LedgerEntry]) -> None:
+    """Turn announced loads (`record_started`) into what loading them did, in the caller's transaction: the same
+    transaction as the rows they wrote, so that the ledger never says `loaded` without them."""
+    if not entries:
+        return
+    frame = pa.table(
+        {
+            "load_id": [e.load_id for e in entries],
+            "status": [e.outcome.status for e in entries],
+            "reason": pa.array([e.outcome.reason for e in entries], pa.string()),
+            "rows_read": pa.array([e.outcome.rows_read for e in entries], pa.int64()),
+            "rows_loaded": pa.array([e.outcome.rows_loaded for e in entries], pa.int64()),
+            "rows_quarantined": pa.array([e.outcome.rows_quarantined for e in entries], pa.int64()),
+            "extra_columns": pa.array([e.outcome.extra_columns for e in entries], pa.list_(pa.string())),
+            "missing_columns": pa.array([e.outcome.missing_columns for e in entries], pa.list_(pa.string())),
+            "parser": pa.array([e.outcome.parser for e in entries], pa.string()),
+            "detail": pa.array([e.outcome.detail for e in entries], pa.string()),
+            "timezone": pa.array([e.timezone for e in entries], pa.string()),
+        }
+    )
+    con.register("_ledger_outcomes", frame)
+    con.execute(
+        """
+        update raw.load_ledger as ledger set
+            status = o.status, reason = o.reason, rows_read = o.rows_read, rows_loaded = o.rows_loaded,
+            rows_quarantined = o.rows_quarantined, extra_columns = o.extra_columns,
+            missing_columns = o.missing_columns, parser = o.parser, detail = o.detail, timezone = o.timezone,
+            finished_at = now()
+        from _ledger_outcomes as o
+        where ledger.load_id = o.load_id
+        """
+    )
+    con.unregister("_ledger_outcomes")
+
+
+def mark_interrupted(con: duckdb.DuckDBPyConnection, table: str, run_id: str | None) -> list[str]:
+    """Mark the loads of `table` that an earlier run announced and never finished as `interrupted`, saying so in
+    their reason; the paths marked. Their files are then pending again: nothing of them was kept.
+
+    Called before a run loads `table`, when none of its own loads of the table can be in flight: a `started` row
+    is then always an earlier run's, stopped by a kill, a crash or an error.
+    """
+    ensure_ledger(con)
+    now = dt.datetime.now(dt.UTC)
+    by = f"run {run_id}" if run_id else f"the run of {now:%Y-%m-%d %H:%M:%S} UTC"
+    rows = con.execute(
+        f"""
+        update raw.load_ledger set
+            status = '{INTERRUPTED}',
+            reason = (case when run_id is null
+                        then 'the run of ' || strftime(started_at, '%Y-%m-%d %H:%M:%S') || ' UTC'
+                        else 'the run ' || run_id end)
+                || ' stopped before this file finished loading (killed or crashed); nothing of it was kept; '
+                || 'read again by ' || ?,
+            finished_at = ?
+        where table_name = ? and status = '{STARTED}'
+        returning path
+        """,
+        [by, now, table],
+    ).fetchall()
+    return sorted(path for (path,) in rows)

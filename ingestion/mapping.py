@@ -17,7 +17,7 @@ import re
 import zoneinfo
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 import yaml
@@ -35,6 +35,10 @@ EPOCH_UNITS = ("seconds", "milliseconds")
 # `timezone: unset` in a shipped mapping: its source writes local times in a zone only the user knows (a PBX's
 # clock). Its files are rejected, saying so, until a mapping that names the zone replaces it.
 UNSET_ZONE = "unset"
+# Canonical table and column names become SQL identifiers (`raw.<table>`, its columns) and Dagster asset keys:
+# letters, digits and underscores, not starting with a digit, at most 63 characters (PostgreSQL's limit, for the
+# published copy). They are quoted in SQL too; a name that would need quoting is refused at load as a mistake.
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 
 class MappingError(ValueError):
@@ -245,18 +249,66 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return document
 
 
+def identifier(where: str, key: str, value: object) -> str:
+    """`value` when it is a valid canonical name (`IDENTIFIER`); else `MappingError` naming the file and entry
+    (`where`), the key and the value."""
+    if not isinstance(value, str) or not IDENTIFIER.fullmatch(value):
+        raise MappingError(
+            f"{where}: {key} {value!r} is not a valid name: use letters, digits and underscores, starting with a "
+            "letter or an underscore, at most 63 characters"
+        )
+    return value
+
+
+def _file_column(where: str, key: str, value: object) -> str:
+    """A column of a vendor's file, as its header writes it (spaces and all: it is always quoted in SQL)."""
+    if not isinstance(value, str | int) or isinstance(value, bool) or not str(value).strip() or "\x00" in str(value):
+        raise MappingError(f"{where}: {key} {value!r} is not a column name of the file")
+    return str(value)
+
+
+def landing_glob(where: str, pattern: object) -> str:
+    """A `files:` glob, checked to stay inside the landing folder: relative, without `..`, `~` or a drive."""
+    if not isinstance(pattern, str) or not pattern.strip():
+        raise MappingError(f"{where}: files {pattern!r} is not a glob under the landing folder")
+    posix, windows = PurePosixPath(pattern), PureWindowsPath(pattern)
+    if posix.is_absolute() or windows.is_absolute() or windows.drive or pattern.startswith("~"):
+        raise MappingError(
+            f"{where}: files {pattern!r} is an absolute path; globs are relative to the landing folder, which is "
+            "the only place files are read from"
+        )
+    if ".." in posix.parts or ".." in windows.parts:
+        raise MappingError(
+            f"{where}: files {pattern!r} climbs out of the landing folder with '..'; globs are relative to the "
+            "landing folder, which is the only place files are read from"
+        )
+    return pattern
+
+
 def _canonical_tables(path: Path) -> dict[str, CanonicalTable]:
     tables = {}
     for name, spec in _read_yaml(path)["tables"].items():
+        identifier(path.name, "table name", name)
         where = f"{path.name}: table {name}"
+        if not isinstance(spec, dict):
+            raise MappingError(f"{where}: expected `source:`, `columns:` and the other options of a table")
         columns = []
         for column_name, column_spec in (spec.get("columns") or {}).items():
+            identifier(where, "column name", column_name)
+            if not isinstance(column_spec, dict):
+                raise MappingError(f"{where}, column {column_name}: expected `type:` and its checks")
             unknown = set(column_spec) - set(CHECKS) - {"type"}
             if unknown:
                 raise MappingError(f"{where}, column {column_name}: unknown option(s) {sorted(unknown)}")
             if column_spec.get("type") not in TYPES:
                 raise MappingError(f"{where}, column {column_name}: type must be one of {TYPES}")
             allowed = column_spec.get("allowed")
+            minimum = column_spec.get("min")
+            if minimum is not None and (isinstance(minimum, bool) or not isinstance(minimum, int | float)):
+                raise MappingError(f"{where}, column {column_name}: min {minimum!r} is not a number")
+            scale = column_spec.get("scale", 2)
+            if isinstance(scale, bool) or not isinstance(scale, int) or not 0 <= scale <= 18:
+                raise MappingError(f"{where}, column {column_name}: scale {scale!r} is not a whole number of 0 to 18")
             columns.append(
                 CanonicalColumn(
                     name=column_name,
@@ -267,7 +319,7 @@ def _canonical_tables(path: Path) -> dict[str, CanonicalTable]:
                     not_after_export=bool(column_spec.get("not_after_export", False)),
                     region=column_spec.get("region"),
                     region_column=column_spec.get("region_column"),
-                    scale=int(column_spec.get("scale", 2)),
+                    scale=scale,
                     internal_when=tuple(column_spec.get("internal_when") or ()),
                 )
             )
@@ -275,8 +327,18 @@ def _canonical_tables(path: Path) -> dict[str, CanonicalTable]:
         for column in columns:
             if column.internal_when and (column.type != "boolean" or not set(column.internal_when) <= phones):
                 raise MappingError(f"{where}, column {column.name}: `internal_when` makes a boolean from phone columns")
+        names = {column.name for column in columns}
+        for column in columns:
+            if column.region_column is not None and column.region_column not in names:
+                raise MappingError(
+                    f"{where}, column {column.name}: region_column {column.region_column!r} is not a column of {name}"
+                )
         if spec.get("source") not in ("crm", "phone", "reference", "calendar"):
             raise MappingError(f"{where}: source must be crm, phone, reference or calendar")
+        if spec.get("key") is not None and identifier(where, "key", spec["key"]) not in names:
+            raise MappingError(f"{where}: key {spec['key']!r} is not a column of {name}")
+        for target in spec.get("load_after") or ():
+            identifier(where, "load_after", target)
         tables[name] = CanonicalTable(
             name, spec["source"], tuple(columns), spec.get("key"), tuple(spec.get("load_after") or ())
         )
@@ -296,6 +358,7 @@ def _vendor_file(
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     out = []
     for name, spec in document["tables"].items():
+        identifier(path.name, "table name", name)
         where = f"{path.name}: table {name}"
         if name not in tables:
             raise MappingError(f"{where}: no such canonical table (see canonical.yaml: {sorted(tables)})")
@@ -310,6 +373,7 @@ def _vendor_file(
             files = [files]
         if not files:
             raise MappingError(f"{where}: `files:` (one or more globs under the landing folder) is required")
+        files = [landing_glob(where, pattern) for pattern in files]
         csv_options = spec.get("csv") or {}
         bad = set(csv_options) - set(CSV_OPTIONS)
         if bad:
@@ -391,6 +455,10 @@ def _column_sources(where: str, table: CanonicalTable, spec: dict[str, Any] | No
     """Every canonical column's source; without a `columns:` section each comes from the file column of its name."""
     if spec is None:
         return tuple(ColumnSource(column.name, source=column.name) for column in table.columns)
+    if not isinstance(spec, dict):
+        raise MappingError(f"{where}: `columns:` maps canonical columns to where their values come from")
+    for name in spec:
+        identifier(where, "column name", name)
     known = {column.name for column in table.columns}
     unknown = set(spec) - known
     if unknown:
@@ -415,6 +483,9 @@ def _column_source(where: str, column: CanonicalColumn, entry: dict[str, Any]) -
         raise MappingError(f"{where}: unknown option(s) {sorted(bad)}")
     if sum(option in entry for option in ("from", "value", "sum")) != 1:
         raise MappingError(f"{where}: give exactly one of `from:`, `value:` or `sum:`")
+    for key in ("from", "timezone_column", "region_from"):
+        if entry.get(key) is not None:
+            entry = {**entry, key: _file_column(where, key, entry[key])}
     numeric = column.type in ("integer", "decimal")
     summed = entry.get("sum")
     if summed is not None:
@@ -422,12 +493,15 @@ def _column_source(where: str, column: CanonicalColumn, entry: dict[str, Any]) -
             raise MappingError(f"{where}: `sum:` adds numbers; the column is of type {column.type}")
         if not isinstance(summed, list) or len(summed) < 2:
             raise MappingError(f"{where}: `sum:` lists two or more file columns")
+        summed = [_file_column(where, "sum", name) for name in summed]
     scale = None
     if "scale" in entry:
         if not numeric:
             raise MappingError(f"{where}: `scale:` multiplies numbers; the column is of type {column.type}")
         try:
             scale = Decimal(str(entry["scale"]))
+            if not scale.is_finite():
+                raise InvalidOperation
         except InvalidOperation:
             raise MappingError(f"{where}: `scale:` must be a number, e.g. 0.001 for milliseconds to seconds") from None
     epoch = entry.get("epoch")
