@@ -83,3 +83,15 @@ def run_refresh(folder: Path):
         patch.setenv("QUALITY_DIR", str(folder / "quality"))
         job = defs().resolve_job_def("refresh")
         return job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn(request: pytest.FixtureRequest) -> str:
+    """A throwaway PostgreSQL server started for this session (tests/postgres_server.py), as a libpq DSN of its
+    superuser; stopped at the end of the session, also when a test fails. Fails (never skips) when PostgreSQL is
+    not installed, naming the package to install."""
+    from tests.postgres_server import start_postgres
+
+    server = start_postgres()
+    request.addfinalizer(server.stop)
+    return server.dsn
