@@ -44,34 +44,6 @@ def severity_of(expectation: gxe.Expectation) -> str:
     return ERROR if expectation.severity == FailureSeverity.CRITICAL else WARN
 
 
-def _title(column: str) -> str:
-    return column.replace("_", " ").capitalize()
-
-
-def non_negative(column: str, what: str | None = None) -> gxe.Expectation:
-    return expect(f"{column}_non_negative", gxe.ExpectColumnValuesToBeBetween, f"{what or _title(column)} is zero "
-                  "or more.", column=column, min_value=0)  # fmt: skip
-
-
-def positive(column: str, what: str) -> gxe.Expectation:
-    return expect(f"{column}_positive", gxe.ExpectColumnValuesToBeBetween, f"{what} is above zero.", column=column,
-                  min_value=0, strict_min=True)  # fmt: skip
-
-
-def rate(column: str, what: str) -> gxe.Expectation:
-    return expect(f"{column}_between_0_and_1", gxe.ExpectColumnValuesToBeBetween, f"{what} is a rate in [0, 1].",
-                  column=column, min_value=0, max_value=1)  # fmt: skip
-
-
-def percent(column: str, what: str) -> gxe.Expectation:
-    return expect(f"{column}_between_0_and_100", gxe.ExpectColumnValuesToBeBetween,
-                  f"{what} is a percentage in [0, 100].", column=column, min_value=0, max_value=100)  # fmt: skip
-
-
-def all_true(check: str, column: str, description: str) -> gxe.Expectation:
-    return expect(check, gxe.ExpectColumnValuesToBeInSet, description, column=column, value_set=[True])
-
-
 @dataclass(frozen=True)
 class Batch:
     """Rows to validate: `sql` run in the warehouse, `id_columns` naming a failing row, and the expectations.

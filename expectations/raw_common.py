@@ -1,15 +1,17 @@
-"""Building blocks of the raw-table suites: columns and types, value sets, ranges, null rates, dates against the
-export they came in, row volume against the trailing loads, and freshness of a source.
+"""Building blocks of the raw-table suites: null rates, row volume against the trailing loads, and freshness of a
+source.
 
-Raw tables hold what ingestion loaded after its row checks (`ingestion/mappings/canonical.yaml`); these suites
-watch the tables as a whole, so a changed export, a broken loader or a thin drop is seen before dbt reads it.
+A raw table holds what ingestion loaded after its row checks (`ingestion/mappings/canonical.yaml`: types, required
+columns, lower bounds, fixed value lists, dates against their export), so a suite here never restates one of them:
+such a rule cannot fail on what the loader let in. The other row rules on raw tables (upper bounds, value lists the
+loader does not own) are dbt source tests (`dbt_project/models/staging/crm/_crm__sources.yml`). These suites watch the
+tables as a whole, so a changed export, a broken loader or a thin drop is seen before dbt reads it.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import great_expectations.expectations as gxe
 
@@ -19,108 +21,49 @@ VOLUME_DROP = 0.9  # a drop with this share fewer rows than the median of the tr
 TRAILING_LOADS = 8  # the loads the median is taken over
 MIN_HISTORY = 4  # a table needs this many earlier loads before its volume is judged
 FRESHNESS_DAYS = 1  # a source whose newest export is older than the newest export of any source by more is stale
-DAY_SECONDS = 24 * 3600  # the longest a call or a meeting may last
-
-_TYPE_NAMES = {
-    "varchar": "VARCHAR",
-    "bigint": "BIGINT",
-    "integer": "INTEGER",
-    "boolean": "BOOLEAN",
-    "date": "DATE",
-    "timestamptz": "TIMESTAMP WITH TIME ZONE",
-    "double": "DOUBLE",
-}
-
-
-def duckdb_type_name(sql_type: str) -> str:
-    """The name DuckDB's information_schema gives a type written in DDL (`decimal(18, 2)` -> `DECIMAL(18,2)`)."""
-    decimal = re.fullmatch(r"decimal\((\d+),\s*(\d+)\)", sql_type.strip().lower())
-    if decimal:
-        return f"DECIMAL({decimal.group(1)},{decimal.group(2)})"
-    return _TYPE_NAMES.get(sql_type.strip().lower(), sql_type.strip().upper())
 
 
 @dataclass(frozen=True)
 class RawTable:
-    """What a raw table should look like; the suite is built from it by `raw_suite`."""
+    """What a raw table should look like as a whole; the suite is built from it by `raw_suite`."""
 
     table: str
     id_columns: tuple[str, ...]
-    columns: Mapping[str, str] = field(default_factory=dict)  # column -> DDL type, as ingestion creates it
-    required: Mapping[str, float] = field(default_factory=dict)  # column -> least share of rows with a value
-    value_sets: Mapping[str, Sequence[str]] = field(default_factory=dict)
-    ranges: Mapping[str, tuple[float | None, float | None]] = field(default_factory=dict)
-    not_after_export: Sequence[str] = ()  # timestamps that cannot be later than the export their file came in
+    # column -> least share of rows with a value, below 1: a drift in the null rate of a column the loader lets be
+    # empty (a column every row must fill is the loader's `required`, and quarantines the row)
+    null_rates: Mapping[str, float] = field(default_factory=dict)
     volume: bool = True  # judge each drop's rows against the trailing loads (tables exported as daily changes)
     freshness_of: str | None = None  # the source whose freshness this table's checks report
 
+    def __post_init__(self) -> None:
+        full = sorted(column for column, share in self.null_rates.items() if share >= 1)
+        if full:
+            raise ValueError(f"raw.{self.table}: {full} must always be filled: that is the loader's `required`")
 
-def raw_suites(tables: Sequence[RawTable], schemas: Mapping[str, Mapping[str, str]]) -> tuple[TableSuite, ...]:
-    """A suite per table; a table that states no columns takes them from `schemas` (the source mapping's)."""
-    return tuple(
-        raw_suite(spec if spec.columns else replace(spec, columns=dict(schemas.get(spec.table, {})))) for spec in tables
-    )
+
+def raw_suites(tables: Sequence[RawTable]) -> tuple[TableSuite, ...]:
+    """A suite per table that has something to watch (a reference table replaced whole, whose columns the loader
+    checks row by row, has none)."""
+    suites = (raw_suite(spec) for spec in tables)
+    return tuple(suite for suite in suites if suite.batches)
 
 
 def raw_suite(spec: RawTable) -> TableSuite:
     table = f"raw.{spec.table}"
     batches: list[Batch] = []
-    if spec.columns:
-        expected = sorted(f"{name} {duckdb_type_name(kind)}" for name, kind in spec.columns.items())
-        batches.append(
-            Batch(
-                "columns",
-                "select column_name || ' ' || data_type as column_and_type from information_schema.columns "
-                f"where table_schema = 'raw' and table_name = '{spec.table}'",
-                ("column_and_type",),
-                (
-                    expect(
-                        "columns_and_types",
-                        gxe.ExpectColumnDistinctValuesToContainSet,
-                        "The table has every column the source mapping declares, with its type.",
-                        column="column_and_type",
-                        value_set=expected,
-                    ),
-                ),
-            )
-        )
-    row_checks = []
-    for column, share in spec.required.items():
-        row_checks.append(
+    if spec.null_rates:
+        null_rates = [
             expect(
                 f"{column}_null_rate",
                 gxe.ExpectColumnValuesToNotBeNull,
                 f"{column} is filled in {share:.0%} of rows or more.",
-                severity="error" if share == 1 else WARN,
+                severity=WARN,
                 column=column,
                 mostly=share,
             )
-        )
-    for column, values in spec.value_sets.items():
-        row_checks.append(
-            expect(
-                f"{column}_in_value_set",
-                gxe.ExpectColumnValuesToBeInSet,
-                f"{column} is one of {', '.join(values)}.",
-                column=column,
-                value_set=list(values),
-            )
-        )
-    for column, (low, high) in spec.ranges.items():
-        bounds = {"min_value": low, "max_value": high}
-        row_checks.append(
-            expect(
-                f"{column}_in_range",
-                gxe.ExpectColumnValuesToBeBetween,
-                f"{column} lies in [{low if low is not None else '-inf'}, {high if high is not None else 'inf'}].",
-                column=column,
-                **{k: v for k, v in bounds.items() if v is not None},
-            )
-        )
-    if row_checks:
-        batches.append(table_batch(table, spec.id_columns, row_checks))
-    if spec.not_after_export:
-        batches.append(_not_after_export(spec))
+            for column, share in spec.null_rates.items()
+        ]
+        batches.append(table_batch(table, spec.id_columns, null_rates))
     if spec.volume:
         batches.append(_volume(spec.table))
     if spec.freshness_of:
@@ -129,32 +72,8 @@ def raw_suite(spec: RawTable) -> TableSuite:
         asset=("raw", spec.table),
         batches=tuple(batches),
         requires=("raw.load_ledger",),
-        description=f"What raw.{spec.table} should look like after ingestion.",
+        description=f"Null rates, volume and freshness of raw.{spec.table} after ingestion.",
     )
-
-
-def _not_after_export(spec: RawTable) -> Batch:
-    # Timestamps are UTC and an export date is the exporter's local day: a day of grace.
-    derived = ", ".join(
-        f'epoch(rows."{c}") - epoch(ledger.export_date + interval 1 day) as "{c}_seconds_after_export"'
-        for c in spec.not_after_export
-    )
-    sql = (
-        f"select rows.rowid as _row, {derived} from raw.{spec.table} as rows "
-        "join raw.load_ledger as ledger on rows._load_id = ledger.load_id"
-    )
-    checks = tuple(
-        expect(
-            f"{c}_not_after_export",
-            gxe.ExpectColumnValuesToBeBetween,
-            f"{c} is not later than the export date of its file (a day of grace for time zones).",
-            column=f"{c}_seconds_after_export",
-            max_value=0,
-        )
-        for c in spec.not_after_export
-    )
-    # the failing rows' ids and file are looked up by rowid, as for a table batch
-    return Batch("dates_against_export", sql, (*spec.id_columns, "_source_file"), checks, ids_from=f"raw.{spec.table}")
 
 
 def volume_sql(table: str) -> str:

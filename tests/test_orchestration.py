@@ -3,25 +3,27 @@ and a real materialization of the ingest job fills raw.*, quarantine.* and the l
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
-from dagster_duckdb import DuckDBResource
 
 from orchestration.definitions import defs
 from orchestration.defs.ingest.assets import calendars, csv_assets
 from orchestration.defs.ingest.checks import ingest_checks
 from orchestration.defs.ingest.sensors import landing_fingerprint, new_landing_files
+from orchestration.defs.publish.assets import AUDITED, PUBLISHED_KEY, published
 from orchestration.defs.quality.checks import quality_checks
-from orchestration.defs.resources import WAREHOUSE_POOL, Landing, WarehouseBuild
-from orchestration.defs.transform.assets import CROSS_LAYER_TESTS, LAYERS, project, warehouse_models
-from orchestration.lib.dbt_project import cross_layer_tests, dbt_cli, mart_layers
+from orchestration.defs.resources import WAREHOUSE_POOL, Landing, Warehouse, WarehouseBusyError
+from orchestration.defs.transform.assets import warehouse_models
+from orchestration.lib.dbt_project import build_args, dbt_cli
 from tests.conftest import RAW_TABLES
 from tests.test_warehouse import MARTS
 
@@ -37,7 +39,7 @@ def test_the_definitions_load_with_the_pinned_asset_keys(definitions: dg.Definit
     # raw.load_ledger is a dbt source the ingest assets write as they go, not an asset of its own
     assert raw == {f"raw/{table}" for table in RAW_TABLES} | {"raw/load_ledger"}
     assert {f"marts/{name}" for name in MARTS} <= keys
-    assert {key.split("/")[0] for key in keys} == {"raw", "staging", "intermediate", "marts"}
+    assert {key.split("/")[0] for key in keys} == {"raw", "staging", "intermediate", "marts", "published"}
 
 
 def test_the_dbt_models_hang_off_the_ingest_assets_in_one_graph(definitions: dg.Definitions) -> None:
@@ -61,7 +63,7 @@ def test_dbt_tests_are_asset_checks_on_the_models(definitions: dg.Definitions) -
 
 
 def test_every_asset_that_writes_to_the_warehouse_is_in_the_one_writer_pool(definitions: dg.Definitions) -> None:
-    assets = [*csv_assets, calendars, *warehouse_models]
+    assets = [*csv_assets, calendars, warehouse_models, published]
     assert {key for definition in assets for key in definition.keys} == set(definitions.resolve_all_asset_keys()) - {
         dg.AssetKey(["raw", "load_ledger"])
     }
@@ -71,59 +73,48 @@ def test_every_asset_that_writes_to_the_warehouse_is_in_the_one_writer_pool(defi
     assert "default_limit: 1" in pool_file
 
 
-def manifest_of(models: dict[str, list[str]], tests: dict[str, list[str]]) -> dict:
-    """A dbt manifest of mart models (name: the marts it reads) and tests (name: the marts it reads, the first the
-    model it is attached to)."""
-    nodes = {
-        f"model.p.{name}": {
-            "resource_type": "model", "name": name, "config": {"schema": "marts"},
-            "depends_on": {"nodes": [f"model.p.{parent}" for parent in parents]},
-        }
-        for name, parents in models.items()
-    }  # fmt: skip
-    for name, reads in tests.items():
-        nodes[f"test.p.{name}"] = {
-            "resource_type": "test", "name": name, "attached_node": f"model.p.{reads[0]}",
-            "depends_on": {"nodes": [f"model.p.{model}" for model in reads]},
-        }  # fmt: skip
-    return {"nodes": nodes}
+def test_the_dbt_project_is_one_build_configured_per_run(definitions: dg.Definitions) -> None:
+    # Regression: the models ran as five layered `dbt build`s sharing a config resource; four tests ran in none
+    nodes = definitions.resolve_job_def("refresh").graph.node_defs
+    assert [node.name for node in nodes if node.name.startswith("warehouse_models")] == ["warehouse_models"]
+    assert set(warehouse_models.op.config_schema.config_type.fields) == {"as_of_date", "full_refresh"}
+    assert build_args("2025-06-30", full_refresh=True) == ["build", "--vars", '{"as_of_date": "2025-06-30"}',
+                                                          "--full-refresh"]  # fmt: skip
 
 
-def test_a_mart_is_built_no_earlier_than_the_marts_its_tests_compare_it_with(tmp_path: Path) -> None:
-    manifest = tmp_path / "manifest.json"
-    models = {"dim_territory": [], "dim_account": [], "fct_opportunity": ["dim_account"], "fct_pipeline_daily": []}
-    tests = {
-        "territory_exists": ["fct_opportunity", "dim_territory"],
-        "account_exists": ["fct_opportunity", "dim_account"],
-        "opportunity_exists": ["fct_pipeline_daily", "fct_opportunity"],
-        "unique_opportunity": ["fct_opportunity"],
-    }
-    manifest.write_text(json.dumps(manifest_of(models, tests)))
-    layers = mart_layers(manifest)
-    assert layers == [["dim_account", "dim_territory"], ["fct_opportunity", "fct_pipeline_daily"]]
-    assert cross_layer_tests(manifest, layers) == [[], ["account_exists", "territory_exists"]]
+def test_a_build_date_that_is_not_a_date_never_reaches_dbt() -> None:
+    with pytest.raises(ValueError, match="YYYY-MM-DD"):
+        build_args("2025-06-31'; drop")
 
 
-def test_a_mart_tested_against_a_mart_built_from_it_is_an_error(tmp_path: Path) -> None:
-    manifest = tmp_path / "manifest.json"
-    tests = {"opportunity_booked": ["fct_opportunity", "fct_bookings"]}
-    manifest.write_text(json.dumps(manifest_of({"fct_opportunity": [], "fct_bookings": ["fct_opportunity"]}, tests)))
-    with pytest.raises(ValueError, match="a test compares a mart with a mart built from it"):
-        mart_layers(manifest)
+def test_publish_waits_for_every_mart_and_the_blocking_checks_on_them(definitions: dg.Definitions) -> None:
+    graph = definitions.resolve_asset_graph()
+    marts = {key for key in graph.get_all_asset_keys() if key.path[0] == "marts"}
+    assert set(graph.get(PUBLISHED_KEY).parent_keys) == marts == set(AUDITED)
+    blocking = [spec for definition in [warehouse_models, *quality_checks] for spec in definition.check_specs
+                if spec.blocking and spec.asset_key in marts]  # fmt: skip
+    # dbt tests of severity error and the Great Expectations audits of severity ERROR
+    assert any(spec.name.startswith("unique_") for spec in blocking)
+    assert any(spec.name == "not_empty_when_its_source_has_rows" for spec in blocking)
 
 
-def test_every_dbt_test_on_a_mart_runs_in_the_step_of_its_model() -> None:
-    nodes = json.loads(Path(project.manifest_path).read_text())["nodes"]
-    layer_of = {name: number for number, names in enumerate(LAYERS) for name in names}
-    for test in nodes.values():
-        attached = nodes.get(test.get("attached_node") or "", {}).get("name")
-        if test["resource_type"] != "test" or attached not in layer_of:
-            continue
-        reads = [layer_of.get(nodes[parent]["name"], 0) for parent in test["depends_on"]["nodes"] if parent in nodes]
-        assert max(reads) == layer_of[attached], test["name"]
-        if min(reads) < layer_of[attached]:
-            assert test["name"] in CROSS_LAYER_TESTS[layer_of[attached]], test["name"]
-    assert layer_of["fct_pipeline_daily"] == layer_of["fct_opportunity_stage_history"] == layer_of["fct_opportunity"]
+def test_a_process_holding_the_working_warehouse_fails_the_run_at_once_naming_it(tmp_path: Path) -> None:
+    database = tmp_path / "warehouse.duckdb"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import duckdb, time; con = duckdb.connect({str(database)!r}); print('open', "
+         "flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        started = time.perf_counter()
+        busy = pytest.raises(WarehouseBusyError, match=rf"PID {holder.pid}\).*kill {holder.pid}")
+        with busy, Warehouse(database=str(database)).get_connection(read_only=True):
+            pass
+        # Regression: DuckDBResource retried a locked file for about 100 s before failing without naming the holder
+        assert time.perf_counter() - started < 5
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def test_every_raw_table_has_a_blocking_reconciliation_check(definitions: dg.Definitions) -> None:
@@ -172,7 +163,7 @@ def test_materializing_the_ingest_assets_fills_raw_quarantine_and_the_ledger(
 ) -> None:
     database = tmp_path / "warehouse.duckdb"
     resources = {
-        "warehouse": DuckDBResource(database=str(database)),
+        "warehouse": Warehouse(database=str(database)),
         "landing": Landing(path=str(tiny_faulty_world / "landing")),
     }
     result = dg.materialize([*csv_assets, calendars, *ingest_checks], resources=resources)
@@ -201,12 +192,8 @@ def test_materializing_the_dbt_assets_builds_the_marts_and_reports_every_dbt_tes
     database = tmp_path / "warehouse.duckdb"
     shutil.copy(tiny_warehouse, database)
     monkeypatch.setenv("WAREHOUSE_PATH", str(database))  # dbt_project/profiles.yml reads it
-    resources = {
-        "dbt": dbt_cli(),
-        "warehouse_build": WarehouseBuild(),
-        "warehouse": DuckDBResource(database=str(database)),
-    }
-    result = dg.materialize(warehouse_models, resources=resources)
+    resources = {"dbt": dbt_cli(), "warehouse": Warehouse(database=str(database))}
+    result = dg.materialize([warehouse_models], resources=resources)
     assert result.success
     materialized = {event.asset_key.to_user_string() for event in result.get_asset_materialization_events()}
     assert {f"marts/{name}" for name in MARTS} <= materialized
@@ -215,8 +202,8 @@ def test_materializing_the_dbt_assets_builds_the_marts_and_reports_every_dbt_tes
     # Regression: four relationships tests that read models of two layers (fct_opportunity.territory_id,
     # fct_activity.contact_id, fct_opportunity_stage_history and fct_pipeline_daily to fct_opportunity) ran in no
     # step, and their blocking checks showed "Skipped".
-    checks = {spec.key for definition in warehouse_models for spec in definition.check_specs}
-    assert any(spec.blocking for definition in warehouse_models for spec in definition.check_specs)
+    checks = {spec.key for spec in warehouse_models.check_specs}
+    assert any(spec.blocking for spec in warehouse_models.check_specs)
     assert checks - {evaluation.asset_check_key for evaluation in evaluations} == set()
     with duckdb.connect(str(database), read_only=True) as con:
         assert con.execute("select count(*) from marts.fct_bookings").fetchall()[0][0] > 0

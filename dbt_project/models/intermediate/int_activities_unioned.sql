@@ -22,6 +22,11 @@ task_types as (
     {{ crm_picklist('Task', 'Type') }}
 ),
 
+-- the phone system's outcome for each CRM CallDisposition, and whether it is a connect
+dispositions as (
+    select * from {{ ref('call_dispositions') }}
+),
+
 task_changes as (
     -- the last change of the Tasks logged for each call, deleted ones included: a deletion changes the activity
     select
@@ -134,16 +139,12 @@ crm_calls_and_emails as (
         lower(tasks.call_type) as direction,
         tasks.created_at as occurred_at,
         tasks.call_duration_seconds as duration_seconds,
-        case when tasks.call_disposition = 'Connected' then tasks.call_duration_seconds end as talk_seconds,
-        case tasks.call_disposition
-            when 'Connected' then 'answered'
-            when 'Left Voicemail' then 'voicemail'
-            when 'No Answer' then 'no_answer'
-            when 'Busy' then 'busy'
-            when 'Failed' then 'failed'
-            else lower(coalesce(tasks.call_disposition, tasks.task_status))
-        end as outcome,
-        tasks.call_disposition = 'Connected' as is_connected,
+        case when dispositions.is_connected then tasks.call_duration_seconds end as talk_seconds,
+        -- a disposition the seed does not list, or a task without one, keeps its own word
+        coalesce(dispositions.outcome, lower(coalesce(tasks.call_disposition, tasks.task_status))) as outcome,
+        case
+            when tasks.call_disposition is not null then coalesce(dispositions.is_connected, false)
+        end as is_connected,
         false as is_cancelled,
         false as is_internal,
         tasks.modified_at as changed_at
@@ -151,6 +152,7 @@ crm_calls_and_emails as (
     left join calls on tasks.call_id = calls.call_id
     left join task_subtypes on tasks.task_subtype = task_subtypes.value
     left join task_types on tasks.task_type = task_types.value
+    left join dispositions on tasks.call_disposition = dispositions.crm_call_disposition
     where calls.call_id is null and tasks.created_at < {{ as_of_end_at() }}
 ),
 

@@ -20,7 +20,7 @@ AUDITED = sorted((key for key in warehouse_models.keys if key.path[0] == "marts"
 def checks_of_this_run(context: dg.AssetExecutionContext) -> tuple[int, int]:
     """(checks that passed, checks of severity warn that failed) among the asset checks evaluated in this run."""
     passed = warned = 0
-    for record in context.instance.all_logs(context.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
+    for record in context.instance.all_logs(context.run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
         evaluation = record.dagster_event.event_specific_data
         if evaluation.passed:
             passed += 1
@@ -52,7 +52,7 @@ def published(context: dg.AssetExecutionContext, warehouse: Warehouse, publishin
 
     try:
         publication = publish(
-            Path(warehouse.database), Path(publishing.path), tables, run_id=context.run_id, checks_passed=passed,
+            Path(warehouse.database), Path(publishing.path), tables, run_id=context.run.run_id, checks_passed=passed,
             checks_warned=warned, pii_key=publishing.pii_key, also=also, log=context.log.info,
         )  # fmt: skip
     except duckdb.IOException as error:

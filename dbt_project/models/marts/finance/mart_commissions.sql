@@ -1,6 +1,6 @@
 {#- One row per rep and fiscal quarter with a compensation plan for their role: base pay (a quarter of the annual
-    base), commission and the accelerator. AEs and AMs are paid on the deals they owned when won, SDRs on the won
-    deals they sourced, managers on their team's bookings. Commission is the plan's rate on bookings up to
+    base), commission and the accelerator. Which bookings a role is paid on is the sales_role_credits seed's to say
+    (AEs and AMs the deals they owned when won, SDRs the won deals they sourced, managers their team's). Commission is the plan's rate on bookings up to
     quota x accelerator_threshold, and rate x accelerator_multiplier on bookings above it; without a quota
     (SDRs) the rate applies to all bookings. -#}
 with
@@ -20,6 +20,10 @@ plans as (
 
 quotas as (
     select * from {{ ref('stg_reference__quotas') }}
+),
+
+role_credits as (
+    select * from {{ ref('sales_role_credits') }}
 ),
 
 dates as (
@@ -45,8 +49,8 @@ rep_quarters as (
 ),
 
 credits as (
-    -- a rep's own deals for AEs and AMs, sourced deals for SDRs, the team's deals for managers; one equality join
-    -- per kind of credit rather than an OR, which made the join a nested loop
+    -- each booking once per kind of credit (owner, sourced, team), joined to a rep by equalities rather than an OR,
+    -- which made the join a nested loop
     select
         rep_id as credited_rep_id,
         fiscal_period,
@@ -80,11 +84,9 @@ credited as (
     inner join credits
         on rep_quarters.rep_id = credits.credited_rep_id
             and rep_quarters.fiscal_period = credits.fiscal_period
-            and credits.credit_kind = case
-                when rep_quarters.sales_role in ('AE', 'AM') then 'owner'
-                when rep_quarters.sales_role = 'SDR' then 'sourced'
-                when rep_quarters.sales_role = 'Manager' then 'team'
-            end
+    inner join role_credits
+        on rep_quarters.sales_role = role_credits.sales_role
+            and credits.credit_kind = role_credits.credit_kind
     group by rep_quarters.rep_id, rep_quarters.fiscal_period
 ),
 

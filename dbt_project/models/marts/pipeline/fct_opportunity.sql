@@ -149,15 +149,10 @@ select
         and converted.amount > 0,
         false
     ) as is_win_rate_eligible,
-    -- Pipeline counts open deals with an amount above zero, a close date and a forecast category other than
-    -- Omitted (a rep's way of saying the deal will not close).
-    coalesce(
-        not converted.is_closed_resolved
-        and converted.amount > 0
-        and converted.close_date is not null
-        and converted.forecast_category_resolved <> 'Omitted',
-        false
-    ) as is_pipeline_eligible
+    {{ is_pipeline_eligible(
+        'converted.amount', 'converted.close_date', 'converted.forecast_category_resolved',
+        is_closed='converted.is_closed_resolved'
+    ) }} as is_pipeline_eligible
 from converted
 left join accounts on converted.account_id = accounts.account_id
 left join reps as owner_at_close

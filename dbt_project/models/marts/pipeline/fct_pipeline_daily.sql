@@ -77,13 +77,10 @@ select
     cast(end_of_day_states.amount * fx_rates.rate * end_of_day_states.probability / 100 as decimal(18, 2))
         as weighted_amount_reporting,
     end_of_day_states.close_date as expected_close_date,
-    -- the rule of fct_opportunity.is_pipeline_eligible, applied to the deal as it stood that day
-    coalesce(
-        end_of_day_states.amount > 0
-        and end_of_day_states.close_date is not null
-        and end_of_day_states.forecast_category <> 'Omitted',
-        false
-    ) as is_pipeline_eligible
+    -- the deal as it stood that day (an open deal: the rows are its open days)
+    {{ is_pipeline_eligible(
+        'end_of_day_states.amount', 'end_of_day_states.close_date', 'end_of_day_states.forecast_category'
+    ) }} as is_pipeline_eligible
 from end_of_day_states
 {{ join_days('end_of_day_states.first_day', 'end_of_day_states.last_day') }}
 inner join opportunities on end_of_day_states.opportunity_id = opportunities.opportunity_id

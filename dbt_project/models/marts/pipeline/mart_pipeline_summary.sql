@@ -135,11 +135,10 @@ deal_days as (
             0
         ) as amount_reporting,
         state_days.created_date,
-        -- the deal's state that day decides, by the rule of fct_opportunity.is_pipeline_eligible
-        state_days.is_closed or coalesce(
-            state_days.amount > 0 and state_days.close_date is not null and state_days.forecast_category <> 'Omitted',
-            false
-        ) as is_counted,
+        -- the deal's state that day decides: a closed deal counts in its quarter, an open one when pipeline-eligible
+        state_days.is_closed
+        or {{ is_pipeline_eligible('state_days.amount', 'state_days.close_date', 'state_days.forecast_category') }}
+            as is_counted,
         first_pushes.first_push_date is not null as is_pushed,
         -- an open deal counts for its owner's team and territory that day, a closed one for those at the close
         case

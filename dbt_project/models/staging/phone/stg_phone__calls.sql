@@ -23,7 +23,6 @@ renamed as (
         talk_seconds,
 
         -- booleans
-        disposition = 'answered' as is_connected,
         -- between two extensions of the company's phone system; rows loaded before the flag existed are not
         coalesce(is_internal, false) as is_internal,
 
@@ -34,6 +33,15 @@ renamed as (
 
     from source
     where started_at < {{ as_of_end_at() }}
+),
+
+dispositions as (
+    select * from {{ ref('call_dispositions') }}
 )
 
-select * from renamed
+select
+    renamed.*,
+    -- what counts as a connect is the call_dispositions seed's to say; an outcome it does not list is not one
+    case when renamed.disposition is not null then coalesce(dispositions.is_connected, false) end as is_connected
+from renamed
+left join dispositions on renamed.disposition = dispositions.outcome
