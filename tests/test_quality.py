@@ -16,9 +16,11 @@ import pytest
 from expectations import raw_suites
 from expectations.core import ERROR, WARN, SuiteResult, TableSuite, Validator
 from expectations.forecasts import forecast_suite
+from expectations.marts_volume import MART_SOURCES
 from ingestion.run import ingest_everything
+from orchestration.defs.publish.assets import AUDITED, PUBLISHED_KEY, published
 from orchestration.defs.quality.checks import quality_checks
-from orchestration.defs.resources import Quality, Warehouse
+from orchestration.defs.resources import Publishing, Quality, Warehouse
 from orchestration.defs.transform.assets import warehouse_models
 from orchestration.lib.dbt_project import compiled_tests, dbt_cli, failing_rows, run_dbt
 from orchestration.lib.quality import all_suites
@@ -60,12 +62,13 @@ def damage(database: Path, pick: str, change: str) -> str:
     return key
 
 
-def test_every_raw_table_exported_as_changes_and_the_activity_mart_have_a_suite() -> None:
+def test_every_raw_table_exported_as_changes_and_the_marts_audited_for_volume_have_a_suite() -> None:
     # reference tables are replaced whole and their columns checked row by row by the loader: nothing left to watch
     replaced_whole = {"user_role", "quotas", "territories", "compensation_plans"}
     tables = {suite.name for suite in all_suites()}
     assert {f"raw.{table}" for table in RAW_TABLES if table not in replaced_whole} <= tables
-    assert {name for name in tables if name.startswith("marts.")} == {"marts.fct_activity"}
+    audited = {f"marts.{mart}" for mart in MART_SOURCES}
+    assert {name for name in tables if name.startswith("marts.")} == {"marts.fct_activity", *audited}
 
 
 def test_the_clean_tiny_world_passes_every_suite(tiny_marts: Path, validator: Validator) -> None:
@@ -251,34 +254,48 @@ def test_error_checks_are_blocking_and_warn_checks_are_not() -> None:
     assert specs and all(spec.blocking == (severity[spec.key.name] == ERROR) for spec in specs)
     warn = {spec.key.name for spec in specs if not spec.blocking}
     assert {"volume_vs_trailing_loads", "crm_freshness", "attributed_share"} <= warn
-    # what is left to Great Expectations (null-rate drift, volume, freshness, shares) warns; row rules block in dbt
-    assert set(severity.values()) == {WARN}
+    # what is left to Great Expectations (null-rate drift, volume, freshness, shares) warns, except the audit that
+    # keeps an empty mart from being published; row rules block in dbt
+    assert {name for name, level in severity.items() if level == ERROR} == {"not_empty_when_its_source_has_rows"}
+
+
+def audit_run(database: Path, folder: Path, assets: list) -> tuple[dg.ExecuteInProcessResult, list[str]]:
+    """`assets` (dbt's, or the marts as specs of tables already built), the mart audits and `publish` run in one
+    Dagster job on `database`, publishing into `folder/published`; the result and the run's log messages."""
+    mart_checks = [checks for checks in quality_checks if next(iter(checks.check_keys)).asset_key.path[0] == "marts"]
+    job = dg.define_asset_job("audit", selection=dg.AssetSelection.all() | dg.AssetSelection.all_asset_checks())
+    definitions = dg.Definitions(
+        assets=[*assets, published],
+        asset_checks=mart_checks,
+        jobs=[job],
+        resources={
+            "dbt": dbt_cli(),
+            "warehouse": Warehouse(database=str(database)),
+            "quality": Quality(path=str(folder / "quality")),
+            "publishing": Publishing(path=str(folder / "published")),
+        },
+    )
+    instance = dg.DagsterInstance.ephemeral()
+    result = definitions.resolve_job_def("audit").execute_in_process(instance=instance, raise_on_error=False)
+    messages = [record.user_message for record in instance.all_logs(result.run_id)]
+    return result, messages
 
 
 @pytest.fixture
 def faulty_run(tiny_faulty_warehouse: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """The dbt models and the mart checks materialized in Dagster on the faulty tiny world."""
+    """The dbt models, the mart audits and publish materialized in Dagster on the faulty tiny world."""
     database = tmp_path / "warehouse.duckdb"
     shutil.copy(tiny_faulty_warehouse, database)
     monkeypatch.setenv("WAREHOUSE_PATH", str(database))
-    mart_checks = [checks for checks in quality_checks if next(iter(checks.check_keys)).asset_key.path[0] == "marts"]
-    result = dg.materialize(
-        [*warehouse_models, *mart_checks],
-        resources={
-            "dbt": dbt_cli(),
-            "warehouse": Warehouse(database=str(database)),
-            "quality": Quality(path=str(tmp_path / "quality")),
-        },
-        raise_on_error=False,
-    )
-    return result, tmp_path / "quality"
+    result, messages = audit_run(database, tmp_path, [warehouse_models])
+    return result, messages, tmp_path
 
 
 WARN_SEVERITY = dg.AssetCheckSeverity.WARN
 
 
-def test_a_failing_error_check_stops_the_marts_built_from_its_table(faulty_run) -> None:
-    result, quality = faulty_run
+def test_a_failing_error_check_stops_the_marts_built_from_its_table_and_withholds_publishing(faulty_run) -> None:
+    result, messages, folder = faulty_run
     assert not result.success
     # the planted orphans and unknown stages are facts of a CRM: dbt names them in warnings, which block nothing
     warned = [e for e in result.get_asset_check_evaluations() if not e.passed and e.severity == WARN_SEVERITY]
@@ -287,12 +304,37 @@ def test_a_failing_error_check_stops_the_marts_built_from_its_table(faulty_run) 
     assert failed and all(e.severity == dg.AssetCheckSeverity.ERROR for e in failed)
     failed_assets = {e.asset_key.to_user_string() for e in failed}
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
-    # the first layer was built and checked; what reads a table with a failing check was not built
+    # dbt built the model and ran its tests; what is built from a model whose test failed was skipped
     assert "marts/fct_opportunity_stage_history" in materialized
     assert failed_assets & {"marts/fct_opportunity_stage_history", "marts/fct_pipeline_daily"}
-    assert not {"marts/fct_stage_conversion", "marts/mart_rep_performance"} & materialized
+    assert "marts/fct_stage_conversion" not in materialized
     # the row rules that fail on the planted defects are dbt tests now, attached to the marts they judge
     assert {e.check_name for e in failed} & {"stage_visits_cover_deal_life", "latest_day_reconciles_with_open_deals"}
+    # nothing is published, and the run says which test failed, on which rows, and that publishing was withheld
+    assert "published/sales" not in materialized and not (folder / "published" / "sales.duckdb").exists()
+    withheld = [message for message in messages if "Publishing is withheld" in message]
+    assert any("stage_visits_cover_deal_life" in message and "first failing rows" in message for message in withheld)
+
+
+def test_an_error_audit_of_great_expectations_withholds_publishing_and_keeps_the_last_good_copy(
+    tiny_marts: Path, tmp_path: Path
+) -> None:
+    database = tmp_path / "warehouse.duckdb"
+    shutil.copy(tiny_marts, database)
+    marts = [dg.AssetSpec(key) for key in AUDITED]
+    good, _ = audit_run(database, tmp_path, marts)
+    assert good.success
+    with duckdb.connect(str(database)) as con:
+        con.execute("delete from marts.dim_contact")  # a join that stopped matching: every row rule still passes
+    bad, messages = audit_run(database, tmp_path, marts)
+    assert not bad.success
+    failed = [e.check_name for e in bad.get_asset_check_evaluations() if not e.passed]
+    assert failed == ["not_empty_when_its_source_has_rows"]
+    assert not [e for e in bad.get_asset_materialization_events() if e.asset_key == PUBLISHED_KEY]
+    assert any("Publishing is withheld" in message for message in messages)
+    with duckdb.connect(str(tmp_path / "published" / "sales.duckdb"), read_only=True) as con:
+        assert con.execute("select run_id from marts.publication").fetchall() == [(good.run_id,)]
+        assert con.execute("select count(*) from marts.dim_contact").fetchall()[0][0] > 0
 
 
 @pytest.fixture(scope="module")
