@@ -37,10 +37,11 @@ def summary(con: duckdb.DuckDBPyConnection) -> str:
     if occurrences:
         count = con.execute("select count(*) from raw.calendar_events").fetchall()[0][0]
         lines.append(f"calendar occurrences in raw.calendar_events: {count:,}")
-    for path, reason in con.execute(
-        "select path, reason from raw.load_ledger where status = 'rejected' order by path"
+    for status, path, reason in con.execute(
+        "select status, path, reason from raw.load_ledger where status in ('rejected', 'interrupted') "
+        "order by status desc, path"
     ).fetchall():
-        lines.append(f"rejected {path}: {reason}")
+        lines.append(f"{status} {path}: {reason}")
     return "\n".join(lines)
 
 
