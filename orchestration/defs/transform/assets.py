@@ -56,7 +56,9 @@ def warehouse_models(
         raise dg.Failure(
             description="dbt build failed: the models and tests above that failed, and everything built from them, "
             "were skipped; nothing is published in this run.",
-            metadata={"failed_tests": [result.check_name for result in failed if _blocks(result)]},
+            metadata={
+                "failed_tests": dg.MetadataValue.json([result.check_name for result in failed if _blocks(result)])
+            },
         )
 
 
