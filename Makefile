@@ -46,10 +46,12 @@ dagster-home:
 	@cp orchestration/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
 ## materialize: run the refresh job once over DATA_DIR (ingest new files, build and test the dbt models, audit the
-## marts, publish them when every audit passed), report what the run did, then the dbt docs. Exits with the run's
+## marts, publish them when every audit passed), report what the run did, then the dbt docs. First, a run whose
+## process was killed is marked failed and its pool slot freed (orchestration/lib/recovery.py). Exits with the run's
 ## status: a run whose audits failed ends failed, after saying which checks withheld the publication.
 materialize: $(STAMP) dagster-home
 	@status=0; \
+	$(BIN)/python -m orchestration.lib.recovery || status=$$?; \
 	$(BIN)/dagster job execute -m orchestration.definitions -j refresh -c orchestration/run_config.yaml || status=$$?; \
 	$(BIN)/python -m orchestration.lib.report --warehouse $(WAREHOUSE_PATH) || status=$$?; \
 	echo "Data Docs: $(QUALITY_DIR)/gx/uncommitted/data_docs/local_site/index.html"; \

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -24,6 +25,7 @@ from orchestration.defs.quality.checks import quality_checks
 from orchestration.defs.resources import WAREHOUSE_POOL, Landing, Warehouse, WarehouseBusyError
 from orchestration.defs.transform.assets import warehouse_models
 from orchestration.lib.dbt_project import build_args, dbt_cli
+from orchestration.lib.recovery import recover_abandoned_runs
 from tests.conftest import RAW_TABLES
 from tests.test_warehouse import MARTS
 
@@ -207,3 +209,41 @@ def test_materializing_the_dbt_assets_builds_the_marts_and_reports_every_dbt_tes
     assert checks - {evaluation.asset_check_key for evaluation in evaluations} == set()
     with duckdb.connect(str(database), read_only=True) as con:
         assert con.execute("select count(*) from marts.fct_bookings").fetchall()[0][0] > 0
+
+
+POOLED_JOB = """
+import os, time
+import dagster as dg
+
+@dg.asset(pool="warehouse_writer")
+def pooled() -> None:
+    time.sleep(float(os.environ.get("HOLD_SECONDS", "0")))
+
+defs = dg.Definitions(assets=[pooled], jobs=[dg.define_asset_job("pooled_job", executor_def=dg.in_process_executor)])
+"""
+
+
+def test_a_killed_run_gives_back_its_pool_slot_so_the_next_run_does_not_wait_forever(tmp_path: Path) -> None:
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy("orchestration/dagster.yaml", home / "dagster.yaml")
+    (tmp_path / "pooled.py").write_text(POOLED_JOB)
+    command = [str(Path(sys.executable).with_name("dagster")), "job", "execute", "-f", str(tmp_path / "pooled.py"),
+               "-j", "pooled_job"]  # fmt: skip
+    env = {**os.environ, "DAGSTER_HOME": str(home), "HOLD_SECONDS": "300"}
+    killed = subprocess.Popen(command, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)  # fmt: skip
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        deadline = time.monotonic() + 120
+        while not instance.event_log_storage.get_concurrency_run_ids() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert instance.event_log_storage.get_concurrency_run_ids(), "the first run never took the pool slot"
+        os.killpg(killed.pid, signal.SIGKILL)
+        killed.wait()
+        recovered = recover_abandoned_runs(instance, log=lambda _: None)
+        assert [run.job_name for run in recovered] == ["pooled_job"]
+        assert instance.get_run_by_id(recovered[0].run_id).status == dg.DagsterRunStatus.FAILURE
+        assert instance.event_log_storage.get_concurrency_run_ids() == set()
+    # Regression: the next run waited for the dead run's slot forever, at 100 % CPU and without a log line
+    rerun = subprocess.run(command, env={**env, "HOLD_SECONDS": "0"}, capture_output=True, text=True, timeout=180)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]

@@ -1,0 +1,1 @@
+"""Operations: keeping the Dagster instance able to run (runs whose process died)."""
