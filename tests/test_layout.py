@@ -36,6 +36,12 @@ def test_a_package_imports_nothing_that_sits_above_it(package: str) -> None:
         assert not crossing, f"{path.relative_to(ROOT)} imports {sorted(crossing)}"
 
 
+@pytest.mark.parametrize("engine", ["publish.py", "publish_postgres.py"])
+def test_the_publishing_engines_import_no_dagster(engine: str) -> None:
+    # the publish asset is a thin wrapper around them, tested without Dagster (tests/test_publish.py)
+    assert not imported_modules(ROOT / "orchestration" / "lib" / engine) & {"dagster", "dagster_duckdb", "dagster_dbt"}
+
+
 def test_the_layout_of_the_design_exists() -> None:
     for folder in ("orchestration", "ingestion", "dbt_project", "ml", "expectations", "simulator", "bench", "tests"):
         assert (ROOT / folder).is_dir(), folder
