@@ -243,14 +243,7 @@ def record(con: duckdb.DuckDBPyConnection, entries: list[LedgerEntry]) -> None:
             "export_date": pa.array([e.pending.export_date for e in entries], pa.date32()),
             "version": pa.array([e.pending.version for e in entries], pa.int32()),
             "status": [e.outcome.status for e in entries],
-            "reason": pa.array([e.outcome.reason for e in entries], pa.string()),
-            "rows_read": pa.array([e.outcome.rows_read for e in entries], pa.int64()),
-            "rows_loaded": pa.array([e.outcome.rows_loaded for e in entries], pa.int64()),
-            "rows_quarantined": pa.array([e.outcome.rows_quarantined for e in entries], pa.int64()),
-            "extra_columns": pa.array([e.outcome.extra_columns for e in entries], pa.list_(pa.string())),
-            "missing_columns": pa.array([e.outcome.missing_columns for e in entries], pa.list_(pa.string())),
-            "parser": pa.array([e.outcome.parser for e in entries], pa.string()),
-            "detail": pa.array([e.outcome.detail for e in entries], pa.string()),
+            **_outcome_columns(entries),
             "mapping_file": pa.array([e.mapping_file for e in entries], pa.string()),
             "mapping_hash": pa.array([e.mapping_hash for e in entries], pa.string()),
             "timezone": pa.array([e.timezone for e in entries], pa.string()),
@@ -261,6 +254,20 @@ def record(con: duckdb.DuckDBPyConnection, entries: list[LedgerEntry]) -> None:
     con.register("_ledger_rows", frame)
     con.execute("insert into raw.load_ledger by name select * from _ledger_rows")
     con.unregister("_ledger_rows")
+
+
+def _outcome_columns(entries: list[LedgerEntry]) -> dict[str, pa.Array]:
+    """The ledger columns that say what loading each file did (the outcome part of its row)."""
+    return {
+        "reason": pa.array([e.outcome.reason for e in entries], pa.string()),
+        "rows_read": pa.array([e.outcome.rows_read for e in entries], pa.int64()),
+        "rows_loaded": pa.array([e.outcome.rows_loaded for e in entries], pa.int64()),
+        "rows_quarantined": pa.array([e.outcome.rows_quarantined for e in entries], pa.int64()),
+        "extra_columns": pa.array([e.outcome.extra_columns for e in entries], pa.list_(pa.string())),
+        "missing_columns": pa.array([e.outcome.missing_columns for e in entries], pa.list_(pa.string())),
+        "parser": pa.array([e.outcome.parser for e in entries], pa.string()),
+        "detail": pa.array([e.outcome.detail for e in entries], pa.string()),
+    }
 
 
 def record_started(con: duckdb.DuckDBPyConnection, entries: list[LedgerEntry]) -> None:
@@ -278,14 +285,7 @@ def settle(con: duckdb.DuckDBPyConnection, entries: list[LedgerEntry]) -> None:
         {
             "load_id": [e.load_id for e in entries],
             "status": [e.outcome.status for e in entries],
-            "reason": pa.array([e.outcome.reason for e in entries], pa.string()),
-            "rows_read": pa.array([e.outcome.rows_read for e in entries], pa.int64()),
-            "rows_loaded": pa.array([e.outcome.rows_loaded for e in entries], pa.int64()),
-            "rows_quarantined": pa.array([e.outcome.rows_quarantined for e in entries], pa.int64()),
-            "extra_columns": pa.array([e.outcome.extra_columns for e in entries], pa.list_(pa.string())),
-            "missing_columns": pa.array([e.outcome.missing_columns for e in entries], pa.list_(pa.string())),
-            "parser": pa.array([e.outcome.parser for e in entries], pa.string()),
-            "detail": pa.array([e.outcome.detail for e in entries], pa.string()),
+            **_outcome_columns(entries),
             "timezone": pa.array([e.timezone for e in entries], pa.string()),
         }
     )

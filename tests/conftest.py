@@ -70,6 +70,22 @@ def _ingested(world: Path, database: Path) -> Path:
     return database
 
 
+def rows_per_source_file(con) -> dict[str, list[tuple[str, int]]]:
+    """Rows per raw and quarantine table ("schema.table") and landing file: what the kill tests compare with a clean
+    run to find anything duplicated or lost."""
+    tables = con.execute(
+        "select table_schema, table_name from information_schema.tables "
+        "where table_schema in ('raw', 'quarantine') and table_name not in ('load_ledger', 'phone_numbers') "
+        "order by all"
+    ).fetchall()
+    return {
+        f"{schema}.{table}": sorted(
+            con.execute(f'select _source_file, count(*) from {schema}."{table}" group by all').fetchall()
+        )
+        for schema, table in tables
+    }
+
+
 def run_refresh(folder: Path):
     """The `refresh` job (ingest, dbt, every check) as `make materialize` runs it, over `folder/landing`, with the
     warehouse and the Data Docs in `folder`; the job's result."""

@@ -24,6 +24,7 @@ import pytest
 
 from ingestion.ledger import FINAL_STATUSES
 from ingestion.run import ingest_everything
+from tests.conftest import rows_per_source_file
 
 REPO = Path(__file__).resolve().parents[1]
 CHILD = """
@@ -90,17 +91,7 @@ def clean(tiny_warehouse: Path) -> dict[str, object]:
 
 
 def snapshot(con: duckdb.DuckDBPyConnection) -> dict[str, object]:
-    tables = con.execute(
-        "select table_schema, table_name from information_schema.tables "
-        "where table_schema in ('raw', 'quarantine') and table_name not in ('load_ledger', 'phone_numbers') "
-        "order by all"
-    ).fetchall()
-    rows = {
-        (schema, table): sorted(
-            con.execute(f'select _source_file, count(*) from {schema}."{table}" group by all').fetchall()
-        )
-        for schema, table in tables
-    }
+    rows = rows_per_source_file(con)
     final = sorted(
         con.execute(
             "select table_name, path, status, rows_read, rows_loaded, rows_quarantined from raw.load_ledger "

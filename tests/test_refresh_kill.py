@@ -27,6 +27,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from tests.conftest import rows_per_source_file
+
 REPO = Path(__file__).resolve().parents[1]
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 # a refresh of the tiny world takes about a minute here; five is a hung run, not a slow one
@@ -224,17 +226,7 @@ def warehouse_state(folder: Path) -> dict[str, object]:
     """What the working warehouse holds: rows per raw and quarantine table and landing file, and the final ledger
     row of each file (its run aside)."""
     with duckdb.connect(str(folder / "warehouse.duckdb"), read_only=True) as con:
-        tables = con.execute(
-            "select table_schema, table_name from information_schema.tables "
-            "where table_schema in ('raw', 'quarantine') and table_name not in ('load_ledger', 'phone_numbers') "
-            "order by all"
-        ).fetchall()
-        rows = {
-            f"{schema}.{table}": sorted(
-                con.execute(f'select _source_file, count(*) from {schema}."{table}" group by all').fetchall()
-            )
-            for schema, table in tables
-        }
+        rows = rows_per_source_file(con)
         final = sorted(
             con.execute(
                 "select table_name, path, content_hash, status, rows_read, rows_loaded, rows_quarantined "
