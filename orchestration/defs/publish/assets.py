@@ -45,6 +45,7 @@ def published(context: dg.AssetExecutionContext, warehouse: Warehouse, publishin
     tables = tables_to_publish(json.loads(Path(project.manifest_path).read_text()))
     also = None
     if publishing.postgres_dsn:
+        # psycopg is loaded only by the deployments that publish to PostgreSQL
         from orchestration.lib.publish_postgres import publish_to_postgres
 
         def also(path: Path) -> None:
