@@ -167,3 +167,13 @@ def test_a_pii_tag_of_an_unknown_kind_is_an_error_not_published_in_clear() -> No
 def test_a_name_that_is_not_a_plain_identifier_never_reaches_sql(name: str) -> None:
     with pytest.raises(ValueError, match="is not a plain identifier"):
         safe_identifier(name, "schema")
+
+
+def test_a_folder_where_the_parquet_link_goes_is_never_moved_or_deleted(tmp_path: Path) -> None:
+    out = tmp_path / "published"
+    (out / "parquet").mkdir(parents=True)
+    (out / "parquet" / "notes.txt").write_text("mine")
+    working = working_warehouse(tmp_path / "w.duckdb")
+    with pytest.raises(RuntimeError, match="is a folder, not the link"):
+        publish(working, out, [DEALS], run_id="first", log=lambda _: None)
+    assert (out / "parquet" / "notes.txt").read_text() == "mine" and not (out / "sales.duckdb").exists()

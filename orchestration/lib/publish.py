@@ -154,10 +154,11 @@ def publish(
             if (table.schema, table.name) not in available:
                 continue
             con.execute(f"create schema if not exists {table.schema}")
+            columns = _working_columns(con, table)
             con.execute(
-                f"create table {table.relation} as select {_select_list(con, table)} from working.{table.relation}"
+                f"create table {table.relation} as select {_select_list(table, columns)} from working.{table.relation}"
             )
-            _comment(con, table, key)
+            _comment(con, table, columns, key)
             row_counts[table.relation] = con.execute(f"select count(*) from {table.relation}").fetchall()[0][0]
             log(f"published {table.relation}: {row_counts[table.relation]:,} rows")
         as_of = _as_of_date(con)
@@ -202,8 +203,9 @@ def _tables_in(con: duckdb.DuckDBPyConnection, schemas: set[str]) -> set[tuple[s
     return {(schema, name) for schema, name in rows if schema in schemas}
 
 
-def _select_list(con: duckdb.DuckDBPyConnection, table: PublishedTable) -> str:
-    columns = [
+def _working_columns(con: duckdb.DuckDBPyConnection, table: PublishedTable) -> list[str]:
+    """The columns the table has in the working warehouse, in order (the manifest may document fewer or more)."""
+    return [
         name
         for (name,) in con.execute(
             "select column_name from duckdb_columns() where database_name = 'working' and schema_name = ? "
@@ -211,6 +213,9 @@ def _select_list(con: duckdb.DuckDBPyConnection, table: PublishedTable) -> str:
             [table.schema, table.name],
         ).fetchall()
     ]
+
+
+def _select_list(table: PublishedTable, columns: list[str]) -> str:
     return ", ".join(
         f"published_pii('{table.pii[name]}', {_quoted(name)}::varchar) as {_quoted(name)}"
         if name in table.pii
@@ -219,14 +224,11 @@ def _select_list(con: duckdb.DuckDBPyConnection, table: PublishedTable) -> str:
     )
 
 
-def _comment(con: duckdb.DuckDBPyConnection, table: PublishedTable, key: bytes | None) -> None:
+def _comment(con: duckdb.DuckDBPyConnection, table: PublishedTable, columns: list[str], key: bytes | None) -> None:
     if table.description:
         con.execute(f"comment on table {table.relation} is '{_sql_string(table.description.strip())}'")
-    existing = {name for (name,) in con.execute(
-        "select column_name from duckdb_columns() where database_name = current_database() and schema_name = ? "
-        "and table_name = ?", [table.schema, table.name]).fetchall()}  # fmt: skip
     for name, description in table.columns.items():
-        if name not in existing:
+        if name not in columns:
             continue
         text = description.strip()
         if name in table.pii:
@@ -310,7 +312,8 @@ def _write_parquet(con: duckdb.DuckDBPyConnection, relations: Sequence[str], fol
 def _swap_link(link: Path, target: str) -> None:
     """Point `link` at `target` (a sibling folder) in one rename, so a reader resolves the old folder or the new."""
     if link.exists() and not link.is_symlink():
-        os.replace(link, link.with_name(f"{PARQUET_LINK}-before-links"))
+        # not ours to move or delete: it may hold someone's files
+        raise RuntimeError(f"{link} is a folder, not the link publish keeps there: move it away and publish again")
     temporary = link.with_name(f".{link.name}.link")
     if temporary.is_symlink() or temporary.exists():
         temporary.unlink()
