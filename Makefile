@@ -16,7 +16,7 @@ export LANDING_DIR ?= $(abspath $(DATA_DIR))/landing
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 # Great Expectations' project and HTML Data Docs
 export QUALITY_DIR ?= $(abspath $(DATA_DIR))/quality
-# The published copy BI tools read: sales.duckdb and parquet/<schema>/<table>.parquet (README, "For BI users")
+# The published copy BI tools read: sales.duckdb and parquet/<schema>/<table>.parquet (README, "Publishing and BI tools")
 export PUBLISH_DIR ?= $(abspath $(DATA_DIR))/published
 # The packages are used from the checkout (not installed), also by the worker processes the loaders start.
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
