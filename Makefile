@@ -18,6 +18,8 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export QUALITY_DIR ?= $(abspath $(DATA_DIR))/quality
 # The published copy BI tools read: sales.duckdb and parquet/<schema>/<table>.parquet (README, "Publishing and BI tools")
 export PUBLISH_DIR ?= $(abspath $(DATA_DIR))/published
+# The win-probability models (content-hashed artifacts and their JSON model cards), never in git
+export MODELS_DIR ?= $(abspath $(DATA_DIR))/models
 # The packages are used from the checkout (not installed), also by the worker processes the loaders start.
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)

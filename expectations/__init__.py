@@ -9,13 +9,22 @@ No Dagster imports here: `orchestration/defs/quality/checks.py` turns each suite
   be empty, volume against the trailing loads, freshness of each source);
 - `marts_activity`: the share of activities attributed to a deal;
 - `marts_volume`: ERROR audits that block publishing an empty mart built from a source with rows;
-- `forecasts`: forecast intervals, for the ML tables to come;
+- `forecasts`: the revenue forecast finance reads (intervals ordered, no negative amount, levels adding up);
 - `core`: what a suite is and how it runs (`Validator`).
 """
 
 from __future__ import annotations
 
-from expectations import marts_activity, marts_volume, raw_calendar, raw_common, raw_crm, raw_phone, raw_reference
+from expectations import (
+    forecasts,
+    marts_activity,
+    marts_volume,
+    raw_calendar,
+    raw_common,
+    raw_crm,
+    raw_phone,
+    raw_reference,
+)
 from expectations.core import TableSuite
 
 
@@ -24,4 +33,4 @@ def raw_suites() -> tuple[TableSuite, ...]:
 
 
 def mart_suites() -> tuple[TableSuite, ...]:
-    return (*marts_activity.SUITES, *marts_volume.SUITES)
+    return (*marts_activity.SUITES, *marts_volume.SUITES, *forecasts.SUITES)

@@ -99,6 +99,7 @@ def run_refresh(folder: Path):
         patch.setenv("QUALITY_DIR", str(folder / "quality"))
         # make exports PUBLISH_DIR for DATA_DIR; a test publishes beside its own warehouse
         patch.setenv("PUBLISH_DIR", str(folder / "published"))
+        patch.setenv("MODELS_DIR", str(folder / "models"))
         job = defs().resolve_job_def("refresh")
         return job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
 

@@ -187,17 +187,29 @@ def test_a_missing_table_fails_its_checks_with_the_reason(tmp_path: Path, valida
     assert all("fct_activity" in (outcome.error or "") for outcome in result.outcomes)
 
 
-def test_forecast_intervals_out_of_order_are_caught(tmp_path: Path, validator: Validator) -> None:
+def test_forecast_intervals_out_of_order_negative_amounts_and_levels_that_do_not_add_up_are_caught(
+    tmp_path: Path, validator: Validator
+) -> None:
     database = tmp_path / "forecast.duckdb"
     with duckdb.connect(str(database)) as con:
         con.execute("create schema ml")
         con.execute(
-            "create table ml.revenue_forecast as select * from (values "
-            "('FY2026-Q1', 10.0, 20.0, 30.0), ('FY2026-Q2', 25.0, 20.0, 30.0), ('FY2026-Q3', 1.0, 2.0, 2.0)"
-            ") as t(fiscal_period, p10, p50, p90)"
+            "create table ml.revenue_forecast as select forecast_date::date as forecast_date, period_grain, "
+            "period_start::date as period_start, level, group_id, booked_to_date, open_pipeline_expected, "
+            "new_pipeline_expected, p10, p50, p90 from (values "
+            "('2025-06-01', 'month', '2025-06-01', 'company', 'company', 10.0, 20.0, 5.0, 30.0, 35.0, 40.0), "
+            "('2025-06-01', 'month', '2025-06-01', 'rep', 'r1', 10.0, 10.0, 5.0, 20.0, 25.0, 30.0), "
+            "('2025-06-01', 'month', '2025-06-01', 'rep', 'r2', 0.0, 10.0, 0.0, 12.0, 10.0, 20.0), "
+            "('2025-06-01', 'month', '2025-06-01', 'team', 't1', 10.0, 40.0, -5.0, 0.0, 5.0, 9.0)"
+            ") as t(forecast_date, period_grain, period_start, level, group_id, booked_to_date, "
+            "open_pipeline_expected, new_pipeline_expected, p10, p50, p90)"
         )
-        result = validator.run(con, forecast_suite("ml", "revenue_forecast", ("fiscal_period",)), build_docs=False)
-    assert failing(result) == {"p10_at_most_p50": [{"fiscal_period": "FY2026-Q2", "p50": 20.0, "p10": 25.0}]}
+        result = validator.run(con, forecast_suite(), build_docs=False)
+    failures = failing(result)
+    assert [row["group_id"] for row in failures["p10_at_most_p50"]] == ["r2"]
+    assert [row["group_id"] for row in failures["new_pipeline_expected_not_negative"]] == ["t1"]
+    assert [row["level"] for row in failures["levels_add_up"]] == ["team"]
+    assert set(failures) == {"p10_at_most_p50", "new_pipeline_expected_not_negative", "levels_add_up"}
 
 
 # --- the raw suites against the planted defects of `simulator generate --faults` ---

@@ -96,9 +96,16 @@ class Publishing(dg.ConfigurableResource):
     (`PUBLISH_PII_KEY`); empty: they are masked instead (`***@example.com`, `+*********42`)."""
 
 
+class ModelStore(dg.ConfigurableResource):
+    """Where the win-probability models are kept, outside git: `<path>/<sha256 prefix>.joblib`, each with its JSON
+    model card beside it (`ml/store.py`)."""
+
+    path: str = "data/models"
+
+
 def _data_dir() -> Path:
     """The folder of the warehouse file (`data/` for the default `data/warehouse.duckdb`): the default home of the
-    Data Docs and the published copy."""
+    Data Docs, the published copy and the models."""
     return Path(os.environ.get("WAREHOUSE_PATH", DEFAULT_WAREHOUSE)).resolve().parent
 
 
@@ -134,5 +141,6 @@ def resources() -> dg.Definitions:
             "dbt": dbt_cli(),
             "quality": Quality(path=os.environ.get("QUALITY_DIR", str(_data_dir() / "quality"))),
             "publishing": publishing_resource(),
+            "model_store": ModelStore(path=os.environ.get("MODELS_DIR", str(_data_dir() / "models"))),
         }
     )

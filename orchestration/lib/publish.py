@@ -76,10 +76,13 @@ def safe_identifier(name: str, what: str) -> str:
 
 
 def tables_to_publish(manifest: Mapping[str, Any], schemas: Sequence[str] = PUBLISHED_SCHEMAS) -> list[PublishedTable]:
-    """The dbt models built into `schemas`, with their docs and the PII kind of columns tagged `meta: {pii: ...}`."""
+    """The dbt models built into `schemas`, and the dbt sources there (the tables the ML assets write into `ml`),
+    with their docs and the PII kind of columns tagged `meta: {pii: ...}`."""
     tables = []
-    for node in manifest.get("nodes", {}).values():
-        if node.get("resource_type") not in ("model", "seed", "snapshot") or node.get("schema") not in schemas:
+    nodes = [*manifest.get("nodes", {}).values(), *manifest.get("sources", {}).values()]
+    for node in nodes:
+        published_kind = node.get("resource_type") in ("model", "seed", "snapshot", "source")
+        if not published_kind or node.get("schema") not in schemas:
             continue
         columns: dict[str, str] = {}
         pii: dict[str, str] = {}
@@ -93,7 +96,7 @@ def tables_to_publish(manifest: Mapping[str, Any], schemas: Sequence[str] = PUBL
         tables.append(
             PublishedTable(
                 schema=safe_identifier(node["schema"], "schema"),
-                name=safe_identifier(node.get("alias") or node["name"], "table"),
+                name=safe_identifier(node.get("alias") or node.get("identifier") or node["name"], "table"),
                 description=node.get("description") or "",
                 columns=columns,
                 pii=pii,

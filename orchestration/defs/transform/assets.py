@@ -1,9 +1,11 @@
 """The dbt project as Dagster assets: staging, intermediate and mart models downstream of the raw ingest assets,
 with dbt's data tests as asset checks.
 
-The whole project runs as one `dbt build`: dbt orders models and tests itself, and a model whose test of severity
-error fails leaves everything built from it skipped. The dbt tests of severity error are blocking checks, and so
-are the Great Expectations audits of the marts (`defs/quality/checks.py`): `publish` runs only when all of them pass.
+The project runs as two `dbt build`s: every model up to the marts (including the ML features mart), then, after the
+ML assets (`defs/ml/assets.py`), the models that read their tables. Within a build dbt orders models and tests
+itself, and a model whose test of severity error fails leaves everything built from it skipped. The dbt tests of
+severity error are blocking checks, and so are the Great Expectations audits of the marts and the forecast
+(`defs/quality/checks.py`): `publish` runs only when all of them pass.
 """
 
 import dagster as dg
@@ -30,17 +32,48 @@ class WarehouseBuildConfig(dg.Config):
     """Rebuild the incremental facts from scratch instead of adding the latest days."""
 
 
+# The models that read the ML assets' tables (staging/ml and the marts built on them) are tagged `reads_ml`: they
+# build in a second `dbt build`, after the ML assets, so the graph runs marts -> ML -> models on ML -> publish.
+READS_ML = "tag:reads_ml"
+
+
 @dbt_assets(
     manifest=project.manifest_path,
     project=project,
     dagster_dbt_translator=WarehouseTranslator(),
     pool=WAREHOUSE_POOL,
     name="warehouse_models",
+    exclude=READS_ML,
 )
 def warehouse_models(
     context: dg.AssetExecutionContext, config: WarehouseBuildConfig, dbt: DbtCliResource, warehouse: Warehouse
 ):
-    """Every dbt model (grain in each model's description), built and tested by one `dbt build`."""
+    """Every dbt model but those on ML outputs (grain in each model's description), built and tested by one
+    `dbt build`."""
+    yield from build_and_test(context, config, dbt, warehouse)
+
+
+@dbt_assets(
+    manifest=project.manifest_path,
+    project=project,
+    dagster_dbt_translator=WarehouseTranslator(),
+    pool=WAREHOUSE_POOL,
+    name="models_on_ml",
+    select=READS_ML,
+)
+def models_on_ml(
+    context: dg.AssetExecutionContext, config: WarehouseBuildConfig, dbt: DbtCliResource, warehouse: Warehouse
+):
+    """The dbt models that read the ML assets' tables (scored deals, forecast accuracy), built and tested after
+    them."""
+    yield from build_and_test(context, config, dbt, warehouse)
+
+
+def build_and_test(
+    context: dg.AssetExecutionContext, config: WarehouseBuildConfig, dbt: DbtCliResource, warehouse: Warehouse
+):
+    """`dbt build` of this asset's selection; failing tests come with their first failing rows, and a failed build
+    fails the step, so nothing downstream (publish) runs."""
     args = build_args(config.as_of_date, config.full_refresh)
     with warehouse.get_connection():
         pass  # fails at once, naming the holder, when another process has the file; dbt would wait on it
