@@ -7,14 +7,19 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
+from orchestration.defs.ml.assets import FORECAST_BACKTEST, REVENUE_FORECAST, WIN_BACKTEST, WIN_MODELS, WIN_PROBABILITY
 from orchestration.defs.resources import WAREHOUSE_POOL, Publishing, Warehouse, warehouse_busy
-from orchestration.defs.transform.assets import project, warehouse_models
+from orchestration.defs.transform.assets import models_on_ml, project, warehouse_models
 from orchestration.lib.publish import Publication, publish, tables_to_publish
 
 PUBLISHED_KEY = dg.AssetKey(["published", "sales"])
-# The marts are the tables published; their blocking checks (dbt tests of severity error, the Great Expectations
-# audits of severity ERROR) must pass before this asset runs.
-AUDITED = sorted((key for key in warehouse_models.keys if key.path[0] == "marts"), key=lambda key: key.path)
+# The marts and the ML tables are published; their blocking checks (dbt tests of severity error, the Great
+# Expectations audits of severity ERROR) must pass before this asset runs.
+ML_TABLES = [WIN_MODELS, WIN_PROBABILITY, WIN_BACKTEST, REVENUE_FORECAST, FORECAST_BACKTEST]
+AUDITED = sorted(
+    [*(key for key in [*warehouse_models.keys, *models_on_ml.keys] if key.path[0] == "marts"), *ML_TABLES],
+    key=lambda key: key.path,
+)
 
 
 def checks_of_this_run(context: dg.AssetExecutionContext) -> tuple[int, int]:

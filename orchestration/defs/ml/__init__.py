@@ -1,0 +1,1 @@
+"""The ML assets: win probabilities and revenue forecasts, trained and scored after the marts."""
