@@ -20,10 +20,11 @@ from orchestration.definitions import defs
 from orchestration.defs.ingest.assets import calendars, csv_assets
 from orchestration.defs.ingest.checks import ingest_checks
 from orchestration.defs.ingest.sensors import landing_fingerprint, new_landing_files
+from orchestration.defs.ml.assets import revenue_forecast_stage, win_probability_stage
 from orchestration.defs.publish.assets import AUDITED, PUBLISHED_KEY, published
 from orchestration.defs.quality.checks import quality_checks
 from orchestration.defs.resources import WAREHOUSE_POOL, Landing, Warehouse, WarehouseBusyError
-from orchestration.defs.transform.assets import warehouse_models
+from orchestration.defs.transform.assets import models_on_ml, warehouse_models
 from orchestration.lib.dbt_project import build_args, dbt_cli
 from orchestration.lib.recovery import recover_abandoned_runs
 from tests.conftest import RAW_TABLES
@@ -41,7 +42,8 @@ def test_the_definitions_load_with_the_pinned_asset_keys(definitions: dg.Definit
     # raw.load_ledger is a dbt source the ingest assets write as they go, not an asset of its own
     assert raw == {f"raw/{table}" for table in RAW_TABLES} | {"raw/load_ledger"}
     assert {f"marts/{name}" for name in MARTS} <= keys
-    assert {key.split("/")[0] for key in keys} == {"raw", "staging", "intermediate", "marts", "published"}
+    assert {key.split("/")[0] for key in keys} == {"raw", "staging", "intermediate", "marts", "ml", "published"}
+    assert {"ml/win_probability", "ml/revenue_forecast", "marts/fct_opportunity_scored"} <= keys
 
 
 def test_the_dbt_models_hang_off_the_ingest_assets_in_one_graph(definitions: dg.Definitions) -> None:
@@ -65,7 +67,8 @@ def test_dbt_tests_are_asset_checks_on_the_models(definitions: dg.Definitions) -
 
 
 def test_every_asset_that_writes_to_the_warehouse_is_in_the_one_writer_pool(definitions: dg.Definitions) -> None:
-    assets = [*csv_assets, calendars, warehouse_models, published]
+    assets = [*csv_assets, calendars, warehouse_models, win_probability_stage, revenue_forecast_stage, models_on_ml,
+              published]  # fmt: skip
     assert {key for definition in assets for key in definition.keys} == set(definitions.resolve_all_asset_keys()) - {
         dg.AssetKey(["raw", "load_ledger"])
     }
@@ -75,11 +78,20 @@ def test_every_asset_that_writes_to_the_warehouse_is_in_the_one_writer_pool(defi
     assert "default_limit: 1" in pool_file
 
 
-def test_the_dbt_project_is_one_build_configured_per_run(definitions: dg.Definitions) -> None:
+def test_the_dbt_project_is_two_builds_around_the_ml_assets_configured_per_run(definitions: dg.Definitions) -> None:
     # Regression: the models ran as five layered `dbt build`s sharing a config resource; four tests ran in none
     nodes = definitions.resolve_job_def("refresh").graph.node_defs
-    assert [node.name for node in nodes if node.name.startswith("warehouse_models")] == ["warehouse_models"]
-    assert set(warehouse_models.op.config_schema.config_type.fields) == {"as_of_date", "full_refresh"}
+    dbt_nodes = [node.name for node in nodes if node.name in ("warehouse_models", "models_on_ml")]
+    assert sorted(dbt_nodes) == ["models_on_ml", "warehouse_models"]
+    assert not set(warehouse_models.keys) & set(models_on_ml.keys)
+    for definition in (warehouse_models, models_on_ml):
+        assert set(definition.op.config_schema.config_type.fields) == {"as_of_date", "full_refresh"}
+    graph = definitions.resolve_asset_graph()
+    # the models on ML outputs build after the ML assets, which build after the features mart
+    assert graph.get(dg.AssetKey(["staging", "stg_ml__win_probabilities"])).parent_keys == {
+        dg.AssetKey(["ml", "win_probability"])
+    }
+    assert dg.AssetKey(["marts", "ml_opportunity_features"]) in graph.get(dg.AssetKey(["ml", "win_models"])).parent_keys
     assert build_args("2025-06-30", full_refresh=True) == ["build", "--vars", '{"as_of_date": "2025-06-30"}',
                                                           "--full-refresh"]  # fmt: skip
 
@@ -89,15 +101,19 @@ def test_a_build_date_that_is_not_a_date_never_reaches_dbt() -> None:
         build_args("2025-06-31'; drop")
 
 
-def test_publish_waits_for_every_mart_and_the_blocking_checks_on_them(definitions: dg.Definitions) -> None:
+def test_publish_waits_for_every_mart_and_ml_table_and_the_blocking_checks_on_them(definitions: dg.Definitions) -> None:
     graph = definitions.resolve_asset_graph()
-    marts = {key for key in graph.get_all_asset_keys() if key.path[0] == "marts"}
-    assert set(graph.get(PUBLISHED_KEY).parent_keys) == marts == set(AUDITED)
-    blocking = [spec for definition in [warehouse_models, *quality_checks] for spec in definition.check_specs
-                if spec.blocking and spec.asset_key in marts]  # fmt: skip
+    published_tables = {key for key in graph.get_all_asset_keys() if key.path[0] in ("marts", "ml")}
+    assert set(graph.get(PUBLISHED_KEY).parent_keys) == published_tables == set(AUDITED)
+    definitions_with_checks = [warehouse_models, models_on_ml, *quality_checks]
+    blocking = [spec for definition in definitions_with_checks for spec in definition.check_specs
+                if spec.blocking and spec.asset_key in published_tables]  # fmt: skip
     # dbt tests of severity error and the Great Expectations audits of severity ERROR
     assert any(spec.name.startswith("unique_") for spec in blocking)
     assert any(spec.name == "not_empty_when_its_source_has_rows" for spec in blocking)
+    assert {"levels_add_up", "p10_at_most_p50"} <= {
+        spec.name for spec in blocking if spec.asset_key == dg.AssetKey(["ml", "revenue_forecast"])
+    }
 
 
 def test_a_process_holding_the_working_warehouse_fails_the_run_at_once_naming_it(tmp_path: Path) -> None:
