@@ -20,6 +20,9 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
 # The dbt of the environment Dagster runs in, found without relying on an activated virtual environment's PATH.
 DBT_EXECUTABLE = str(Path(sys.executable).with_name("dbt"))
+# The models that read the tables the ML assets write (dbt_project.yml tags staging/ml, and the marts on them): they
+# build after those assets, in a second `dbt build`; a build of the rest excludes them.
+READS_ML = "tag:reads_ml"
 # Files whose change makes the manifest stale.
 _PROJECT_SOURCES = ("dbt_project.yml", "profiles.yml", "models", "macros", "tests", "seeds", "snapshots", "analyses")
 

@@ -13,6 +13,7 @@ from dagster_dbt import DbtCliResource, dbt_assets
 
 from orchestration.defs.resources import WAREHOUSE_POOL, Warehouse
 from orchestration.lib.dbt_project import (
+    READS_ML,
     WarehouseTranslator,
     build_args,
     compiled_tests,
@@ -32,11 +33,8 @@ class WarehouseBuildConfig(dg.Config):
     """Rebuild the incremental facts from scratch instead of adding the latest days."""
 
 
-# The models that read the ML assets' tables (staging/ml and the marts built on them) are tagged `reads_ml`: they
-# build in a second `dbt build`, after the ML assets, so the graph runs marts -> ML -> models on ML -> publish.
-READS_ML = "tag:reads_ml"
-
-
+# The models that read the ML assets' tables build in a second `dbt build`, after the ML assets, so the graph runs
+# marts -> ML -> models on ML -> audits -> publish.
 @dbt_assets(
     manifest=project.manifest_path,
     project=project,
