@@ -10,7 +10,7 @@ import great_expectations.expectations as gxe
 
 from expectations.core import ERROR, Batch, TableSuite, expect, table_batch
 
-FORECAST_ID = ("forecast_date", "period_grain", "period_start", "level", "group_id")
+FORECAST_ID = ("forecast_date", "model_version", "period_grain", "period_start", "level", "group_id")
 AMOUNTS = ("booked_to_date", "open_pipeline_expected", "new_pipeline_expected", "p10")
 # the sum of a level's groups may differ from the company's total by rounding only: 1 part in a million
 LEVELS_ADD_UP_TOLERANCE = 1e-6
@@ -20,18 +20,18 @@ def forecast_suite(schema: str = "ml", table: str = "revenue_forecast", id_colum
     """Quantiles ordered row by row, no negative amount, and each level's groups summing to the company row."""
     relation = f"{schema}.{table}"
     levels_sql = f"""
-select forecast_date, period_grain, period_start, level, level_total, company_total,
+select forecast_date, model_version, period_grain, period_start, level, level_total, company_total,
     abs(level_total - company_total) / greatest(abs(company_total), 1) as relative_gap
 from (
-    select forecast_date, period_grain, period_start, level,
+    select forecast_date, model_version, period_grain, period_start, level,
         sum(booked_to_date + open_pipeline_expected + new_pipeline_expected) as level_total
     from {relation} group by all
 ) as levels
 inner join (
-    select forecast_date, period_grain, period_start,
+    select forecast_date, model_version, period_grain, period_start,
         booked_to_date + open_pipeline_expected + new_pipeline_expected as company_total
     from {relation} where level = 'company'
-) as company using (forecast_date, period_grain, period_start)
+) as company using (forecast_date, model_version, period_grain, period_start)
 """
     return TableSuite(
         asset=(schema, table),
@@ -73,7 +73,7 @@ inner join (
             Batch(
                 "levels",
                 levels_sql,
-                ("forecast_date", "period_grain", "period_start", "level"),
+                ("forecast_date", "model_version", "period_grain", "period_start", "level"),
                 (
                     expect(
                         "levels_add_up",

@@ -194,7 +194,8 @@ def test_forecast_intervals_out_of_order_negative_amounts_and_levels_that_do_not
     with duckdb.connect(str(database)) as con:
         con.execute("create schema ml")
         con.execute(
-            "create table ml.revenue_forecast as select forecast_date::date as forecast_date, period_grain, "
+            "create table ml.revenue_forecast as select forecast_date::date as forecast_date, 'v1' as model_version, "
+            "period_grain, "
             "period_start::date as period_start, level, group_id, booked_to_date, open_pipeline_expected, "
             "new_pipeline_expected, p10, p50, p90 from (values "
             "('2025-06-01', 'month', '2025-06-01', 'company', 'company', 10.0, 20.0, 5.0, 30.0, 35.0, 40.0), "

@@ -1,4 +1,4 @@
-{#- One row per stored revenue forecast (forecast date, period grain, period, level, group) beside the bookings that
+{#- One row per stored revenue forecast (forecast date, model version, period grain, period, level, group) beside the bookings that
     have landed in that period by the as-of date: once the period has ended, its error and whether the 80%
     interval held the actual. -#}
 with
@@ -30,6 +30,7 @@ bookings_by_group as (
 actuals as (
     select
         forecasts.forecast_date,
+        forecasts.model_version,
         forecasts.period_grain,
         forecasts.period_start,
         forecasts.level,
@@ -41,7 +42,8 @@ actuals as (
             and forecasts.group_id = bookings_by_group.group_id
             and bookings_by_group.booking_date between forecasts.period_start and forecasts.period_end
     group by
-        forecasts.forecast_date, forecasts.period_grain, forecasts.period_start, forecasts.level, forecasts.group_id
+        forecasts.forecast_date, forecasts.model_version, forecasts.period_grain, forecasts.period_start,
+        forecasts.level, forecasts.group_id
 ),
 
 compared as (
@@ -52,6 +54,7 @@ compared as (
     from forecasts
     inner join actuals
         on forecasts.forecast_date = actuals.forecast_date
+            and forecasts.model_version = actuals.model_version
             and forecasts.period_grain = actuals.period_grain
             and forecasts.period_start = actuals.period_start
             and forecasts.level = actuals.level
@@ -61,7 +64,7 @@ compared as (
 select
     -- ids
     {{ dbt.concat([
-        "cast(forecast_date as varchar)", "'|'", "period_grain", "'|'", "cast(period_start as varchar)", "'|'",
+        "cast(forecast_date as varchar)", "'|'", "model_version", "'|'", "period_grain", "'|'", "cast(period_start as varchar)", "'|'",
         "level", "'|'", "group_id"
     ]) }} as forecast_id,
     group_id,
