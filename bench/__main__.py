@@ -8,6 +8,8 @@ bench.dbt); then the Great Expectations suites (bench.quality): the largest fact
 the asset checks run) and as plain SQL (the in-database floor), and every suite; after the next day's drop is
 ingested, `dbt build` runs again, incrementally.
 Record results with the machine's core count in docs/benchmarks.md.
+
+`python -m bench oracle --preset P`: the forecast noise floor, from futures of the world (see bench.oracle).
 """
 
 from __future__ import annotations
@@ -208,7 +210,24 @@ def main(argv: list[str] | None = None) -> int:
     run_parser.add_argument("--out", type=Path, default=None, help="scratch folder (default bench/out/PRESET)")
     run_parser.add_argument("--keep", action="store_true", help="keep the generated world")
     run_parser.add_argument("--reuse", action="store_true", help="measure on the world kept in --out, if any")
+    oracle_parser = commands.add_parser("oracle", help="the forecast noise floor, from futures of the world")
+    oracle_parser.add_argument("--preset", default="demo")
+    oracle_parser.add_argument("--seed", type=int, default=42)
+    oracle_parser.add_argument("--futures", type=int, default=20, help="futures per origin (future seeds 1..N)")
+    oracle_parser.add_argument(
+        "--origins",
+        default="monthly",
+        help="monthly (first of each of the last 12 months), quarterly (fiscal quarter starts among them) "
+        "or dates YYYY-MM-DD,...",
+    )
+    oracle_parser.add_argument("--grains", default="fiscal_quarter,month", help="fiscal_quarter and/or month")
+    oracle_parser.add_argument("--workers", type=int, default=2, help="processes (the futures run in parallel)")
+    oracle_parser.add_argument("--out", type=Path, default=None, help="folder (default bench/out/oracle)")
     args = parser.parse_args(argv)
+    if args.command == "oracle":
+        from bench import oracle
+
+        return oracle.main(args.preset, args.seed, args.futures, args.origins, args.grains, args.workers, args.out)
     out = args.out or Path("bench/out") / args.preset
     results = run(args.preset, out, args.seed, reuse=args.reuse)
     print(render(args.preset, results))

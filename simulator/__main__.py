@@ -42,6 +42,13 @@ def parse_overrides(preset: str, assignments: list[str]) -> dict[str, object]:
     return overrides
 
 
+def forecast_date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date written YYYY-MM-DD") from None
+
+
 def print_summary(out_dir: Path) -> None:
     print(f"{'source':<10} {'files':>8} {'MB':>10}")
     for source, files, size in source_sizes(out_dir):
@@ -63,6 +70,19 @@ def main(argv: list[str] | None = None) -> int:
         metavar="FIELD=VALUE",
         help="override a field of the preset's WorldConfig (simulator/config.py), e.g. --set sales_model=pods",
     )
+    gen.add_argument(
+        "--future-seed",
+        type=int,
+        default=None,
+        help="the same world up to --forecast-date, then another random future drawn with this seed",
+    )
+    gen.add_argument(
+        "--forecast-date",
+        type=forecast_date,
+        default=None,
+        metavar="YYYY-MM-DD",
+        help="where the future seed's future begins (required with --future-seed)",
+    )
     gen.add_argument("--quiet", action="store_true")
     adv = commands.add_parser("advance", help="continue an existing world and write only the new daily drops")
     adv.add_argument("--days", type=int, required=True)
@@ -74,7 +94,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "generate":
             overrides = parse_overrides(args.preset, args.set)
-            generate(args.preset, args.seed, args.out, faults=args.faults, progress=Progress(args.quiet), **overrides)
+            generate(
+                args.preset,
+                args.seed,
+                args.out,
+                faults=args.faults,
+                progress=Progress(args.quiet),
+                future_seed=args.future_seed,
+                forecast_date=args.forecast_date,
+                **overrides,
+            )
         elif args.command == "advance":
             advance(args.out, args.days, progress=Progress(args.quiet))
         if not getattr(args, "quiet", False):

@@ -18,8 +18,11 @@ therefore the same however far the world is run, which is what lets `advance` co
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -31,6 +34,9 @@ from simulator.names import company_names, email_local_part, person_names
 from simulator.org import Organisation, in_ramp
 from simulator.phones import PhoneBook
 from simulator.timeutil import DAY, business_times, fiscal_quarter_start
+
+if TYPE_CHECKING:
+    from simulator.future import Future
 
 STREAM_MONTH = 7
 # id ranges per month keep ids unique and stable whatever the month's size (ids are opaque, order is not meaningful)
@@ -52,6 +58,13 @@ CALL_NOTES = (
 )
 LOCATIONS = ("Zoom", "Google Meet", "Microsoft Teams", "On-site", "Phone")
 DISPOSITIONS = ("answered", "voicemail", "no_answer", "busy", "failed")
+LOST_DWELL_FACTOR = 1.6  # a lost deal lingers in its last stage
+MIN_DWELL_DAYS, MAX_DWELL_DAYS = 0.2, 400.0
+CHANGE_KIND_ORDER = {"expected_close": 0, "stage": 1, "push": 2, "owner": 3, "close": 4}
+CHANGE_COLUMNS = [
+    "opportunity_id", "at", "kind", "stage", "stage_number", "amount", "forecast_category", "probability",
+    "close_date", "owner_id", "is_closed", "is_won", "writes_history", "history_id",
+]  # fmt: skip
 CRM_DISPOSITION = {"answered": "Connected", "voicemail": "Left Voicemail", "no_answer": "No Answer", "busy": "Busy",
                    "failed": "Failed"}  # fmt: skip
 
@@ -65,6 +78,8 @@ class World:
     phones: PhoneBook
     rep_phone_e164: np.ndarray  # by user index
     fx: FxRates
+    future: Future | None = None  # another random future from a forecast date on (simulator/future.py)
+    future_phones: PhoneBook | None = None  # the future's own numbers, so that the world's do not move
 
 
 class FxRates:
@@ -122,16 +137,117 @@ def _draw_days(cfg: WorldConfig, first: dt.date, rate_per_day: float, rng: np.ra
     return np.repeat(days, counts)
 
 
-class MonthSimulator:
-    """Generates one month of the world. Call `run()`; read the frames it fills."""
+@dataclass
+class Lifecycle:
+    """A month's deals from creation to close, as drawn: arrays per deal, and per stage visit in deal order (each
+    deal's visits in time order). Everything the CRM history and the truth of the deals are written from."""
 
-    def __init__(self, world: World, month_index: int, first: dt.date):
+    created: np.ndarray  # datetime64[s]
+    owner: np.ndarray  # user index of the owner at creation
+    shift: np.ndarray  # the part of health that is no latent: segment, deal type, owner skill
+    engagement: np.ndarray
+    health: np.ndarray
+    won: np.ndarray
+    last_stage: np.ndarray  # 0-based stage the deal leaves the pipeline from (won from the last one)
+    regress_at: np.ndarray  # 0-based stage it steps back from once; -1 if it never does
+    closed: np.ndarray  # datetime64[s], after the quarter-end push
+    natural_close: np.ndarray  # datetime64[s], before it: when the deal was really won or lost
+    amount_at_stage: np.ndarray  # (deals, 4), in the deal's currency
+    expected_close: np.ndarray  # datetime64[D], as set at creation
+    push_deal: np.ndarray  # each later push of the expected close date: deal, when, to which date
+    push_at: np.ndarray
+    push_to: np.ndarray
+    visit_deal: np.ndarray
+    visit_stage: np.ndarray  # 0-based
+    entered: np.ndarray  # datetime64[s]
+    exited: np.ndarray  # datetime64[s]; the last visit's is the close
+    category: np.ndarray  # forecast category the rep picks on entering the stage
+
+    @property
+    def final_amount(self) -> np.ndarray:
+        return self.amount_at_stage[np.arange(len(self.won)), np.minimum(self.last_stage, 3)]
+
+    def p_win_from(self, cfg: WorldConfig) -> np.ndarray:
+        """(deals, stages): the true chance to win from entering each stage on, given the deal's health."""
+        advance_logit = np.array([s.advance_logit for s in cfg.stages])
+        p_advance = sigmoid(advance_logit[None, :] + self.health[:, None])
+        return np.cumprod(p_advance[:, ::-1], axis=1)[:, ::-1]
+
+
+def stage_path(position: np.ndarray, regress_at: np.ndarray) -> np.ndarray:
+    """0-based stage of the visit at each position of a deal's path, stepping back once after `regress_at` (>= 0)."""
+    r = regress_at
+    return np.where((r >= 0) & (position > r), np.where(position == r + 1, r - 1, position - 2), position)
+
+
+def chain_visits(start: np.ndarray, visits: np.ndarray, dwell: np.ndarray) -> np.ndarray:
+    """Entry instants of consecutive visits: each deal's first at its `start`, each next one a dwell later."""
+    deal_of_visit = np.repeat(np.arange(len(visits)), visits)
+    ends = np.cumsum(dwell.astype(np.int64))
+    starts_of_deal = np.repeat(np.cumsum(visits) - visits, visits)
+    offset_before = ends - dwell.astype(np.int64) - np.where(starts_of_deal > 0, ends[starts_of_deal - 1], 0)
+    return start[deal_of_visit] + offset_before.astype("timedelta64[s]")
+
+
+def forecast_categories(stage_of_visit: np.ndarray, optimism_visit: np.ndarray, rng: np.random.Generator):
+    return np.select(
+        [stage_of_visit == 0, stage_of_visit == 1, stage_of_visit == 2],
+        [np.where(rng.random(len(stage_of_visit)) < 0.1, "Omitted", "Pipeline"), "Pipeline",
+         np.where(optimism_visit > 0.3, "Best Case", "Pipeline")],
+        np.where(optimism_visit > -0.5, "Commit", "Best Case"),
+    )  # fmt: skip
+
+
+def close_date_pushes(
+    expected_close: np.ndarray, closed: np.ndarray, rng: np.random.Generator, first_gap_days: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(deal, when, new date) of each push: a rep pushes the expected close date 0.3 to 3 days after it passes
+    with the deal still open, by two to six weeks. `first_gap_days` bounds the first wait from below."""
+    n = len(expected_close)
+    push_rows, push_at, push_to = [], [], []
+    current = expected_close.copy()
+    active = np.ones(n, dtype=bool)
+    for attempt in range(60):
+        low = 0.3 if first_gap_days is None or attempt else first_gap_days
+        when = current.astype("datetime64[s]") + (rng.uniform(low, 3.0, n) * 86400).astype("timedelta64[s]")
+        active &= when < closed
+        if not active.any():
+            break
+        new_date = (when + (rng.uniform(14, 45, n) * 86400).astype("timedelta64[s]")).astype("datetime64[D]")
+        push_rows.append(np.flatnonzero(active))
+        push_at.append(when[active])
+        push_to.append(new_date[active])
+        current = np.where(active, new_date, current)
+    push_rows = np.concatenate(push_rows) if push_rows else np.array([], dtype=int)
+    push_at = np.concatenate(push_at) if push_at else np.array([], dtype="datetime64[s]")
+    push_to = np.concatenate(push_to) if push_to else np.array([], dtype="datetime64[D]")
+    return push_rows, push_at, push_to
+
+
+class MonthSimulator:
+    """Generates one month of the world. Call `run()`; read the frames it fills.
+
+    `stream` extends the key of the month's random stream, `id_offset` moves its record numbers and `phones` is
+    the book its new phone numbers come from: a future (see simulator/future.py) draws its own version of a month
+    that way, beside the world's.
+    """
+
+    def __init__(
+        self,
+        world: World,
+        month_index: int,
+        first: dt.date,
+        stream: tuple[int, ...] = (),
+        id_offset: int = 0,
+        phones: PhoneBook | None = None,
+    ):
         self.world = world
+        self.phones = world.phones if phones is None else phones
         self.cfg = world.cfg
-        self.rng = np.random.default_rng([world.seed, STREAM_MONTH, month_index])
+        self.rng = np.random.default_rng([world.seed, STREAM_MONTH, month_index, *stream])
         self.month_index = month_index
         self.first = first
-        self.id_base = month_index * IDS_PER_MONTH
+        self.id_base = id_offset + month_index * IDS_PER_MONTH
         users = world.org.users
         self.user_id = users.user_id.to_numpy()
         self.user_email = users.email.to_numpy()
@@ -142,22 +258,73 @@ class MonthSimulator:
         self.frames: dict[str, pd.DataFrame] = {}
         self._calls: list[pd.DataFrame] = []
         self._tasks: list[pd.DataFrame] = []
-        self._counter = 0
+        self._next_number = self.id_base
+        # filled by `run`, for a future to continue from
+        self.opportunities: pd.DataFrame | None = None
+        self.lifecycle: Lifecycle | None = None
+        self.changes: pd.DataFrame | None = None
 
     def _ids(self, sobject: str, n: int) -> np.ndarray:
-        numbers = self.id_base + self._counter + np.arange(n) + 1
-        self._counter += n
+        numbers = self._next_number + np.arange(n) + 1
+        self._next_number += n
         return salesforce_ids(sobject, numbers)
 
     def run(self) -> dict[str, pd.DataFrame]:
+        _, opportunities, lifecycle = self.draw_deals()
+        self.changes = self.opportunity_changes(opportunities, lifecycle)
+        self.changes["history_id"] = None
+        history = self.changes.writes_history.to_numpy()
+        self.changes.loc[history, "history_id"] = self._ids("OpportunityHistory", int(history.sum()))
+        self.frames["opportunity_changes"] = self.changes[CHANGE_COLUMNS]
+        self.frames["opportunities"] = opportunities.drop(columns=["seat"])
+        self.frames.update(self.truth_frames(opportunities, lifecycle))
+        self.deal_activities(opportunities, lifecycle)
+        self.collect_activities()
+        return self.frames
+
+    def draw_deals(self) -> tuple[pd.DataFrame, pd.DataFrame, Lifecycle]:
+        """The month's leads and deals, each deal's life drawn to its close (activities are drawn after)."""
         leads = self._leads()
-        opportunities = self._opportunities(leads)
-        self._deal_lifecycle(opportunities)
+        self.opportunities = self._opportunities(leads)
+        self.lifecycle = self._draw_lifecycle(self.opportunities)
+        return leads, self.opportunities, self.lifecycle
+
+    def deal_activities(
+        self, opps: pd.DataFrame, life: Lifecycle, visits: np.ndarray | None = None, since: np.datetime64 | None = None
+    ) -> None:
+        """Calls, emails and meetings during the given stage visits (all by default), from `since` on if given."""
+        visits = np.arange(len(life.visit_deal)) if visits is None else visits
+        entered = life.entered[visits]
+        opens_stage = np.ones(len(visits), dtype=bool)
+        if since is not None:
+            opens_stage = entered >= since  # a visit under way at `since` had its discovery meeting before
+            entered = np.maximum(entered, since)
+            opps = opps.assign(created_at=np.maximum(opps.created_at.to_numpy().astype("datetime64[s]"), since))
+        self._deal_activities(
+            opps, life.visit_deal[visits], life.visit_stage[visits], entered, life.exited[visits], life.engagement,
+            opps.seat.to_numpy(), opens_stage,
+        )  # fmt: skip
+
+    def collect_activities(self) -> None:
+        """Gather the calls and tasks drawn so far into frames; tasks are numbered last, as in every month."""
         self.frames["calls"] = pd.concat(self._calls, ignore_index=True)
         tasks = pd.concat(self._tasks, ignore_index=True)
         tasks.insert(0, "task_id", self._ids("Task", len(tasks)))
         self.frames["tasks"] = tasks
-        return self.frames
+
+    @contextlib.contextmanager
+    def drawing_from(self, rng: np.random.Generator, first_number: int) -> Iterator[dict[str, pd.DataFrame]]:
+        """Draw from another stream into fresh frames, numbering records from `first_number` and taking phone
+        numbers from the future's book; the month's own stream, numbering, book and frames are as they were
+        afterwards. Yields the fresh frames."""
+        saved = self.rng, self._next_number, self.frames, self._calls, self._tasks, self.phones
+        self.rng, self._next_number, self.frames, self._calls, self._tasks = rng, first_number, {}, [], []
+        if self.world.future_phones is not None:
+            self.phones = self.world.future_phones
+        try:
+            yield self.frames
+        finally:
+            self.rng, self._next_number, self.frames, self._calls, self._tasks, self.phones = saved
 
     # ---------------------------------------------------------------- leads
     def _leads(self) -> pd.DataFrame:
@@ -196,7 +363,7 @@ class MonthSimulator:
         domain = np.where(converted, accounts.domain.to_numpy()[target_account], own_domain)
         local = email_local_part(first, last, rng.integers(0, 3, n))
         email = (pd.Series(local) + "@" + pd.Series(domain)).to_numpy()
-        phone_e164, phone = world.phones.draw(countries, rng, kind="mobile")
+        phone_e164, phone = self.phones.draw(countries, rng, kind="mobile")
 
         lead_ids = self._ids("Lead", n)
         contact_numbers = CONVERTED_CONTACT_BASE + self.id_base + np.arange(n)
@@ -326,7 +493,7 @@ class MonthSimulator:
         self.frames["converted_contacts"] = new_contacts.reset_index(drop=True)
         return opps
 
-    def _deal_lifecycle(self, opps: pd.DataFrame) -> None:
+    def _draw_lifecycle(self, opps: pd.DataFrame) -> Lifecycle:
         cfg, rng, world = self.cfg, self.rng, self.world
         n = len(opps)
         stages = cfg.stages
@@ -347,7 +514,6 @@ class MonthSimulator:
         health = seg_shift + type_shift + skill + cfg.engagement_weight * engagement + luck
         advance_logit = np.array([s.advance_logit for s in stages])
         p_advance = sigmoid(advance_logit[None, :] + health[:, None])  # (n, stages)
-        p_win_from = np.cumprod(p_advance[:, ::-1], axis=1)[:, ::-1]  # p_win_from[:, k] = prod_{j>=k} p_advance
 
         advanced = rng.random((n, n_stages)) < p_advance
         # last stage reached: first stage not advanced (0-based); n_stages means won
@@ -362,24 +528,20 @@ class MonthSimulator:
         visits = reached + 2 * regress
         deal_of_visit = np.repeat(np.arange(n), visits)
         position = np.arange(visits.sum()) - np.repeat(np.cumsum(visits) - visits, visits)
-        r = regress_at[deal_of_visit]
-        stage_of_visit = np.where((r >= 0) & (position > r), np.where(position == r + 1, r - 1, position - 2), position)
+        stage_of_visit = stage_path(position, regress_at[deal_of_visit])
         is_last_visit = position == visits[deal_of_visit] - 1
         cycle_scale = np.array([s.cycle_scale for s in cfg.segments])[segment]
         median_days = np.array([s.median_days for s in stages])[stage_of_visit] * cycle_scale[deal_of_visit]
         dwell_days = median_days * np.exp(-0.3 * health[deal_of_visit] + rng.normal(0.0, 0.55, len(position)))
-        dwell_days = np.where(is_last_visit & ~won[deal_of_visit], dwell_days * 1.6, dwell_days)
-        dwell_days = np.clip(dwell_days, 0.2, 400.0)
+        dwell_days = np.where(is_last_visit & ~won[deal_of_visit], dwell_days * LOST_DWELL_FACTOR, dwell_days)
+        dwell_days = np.clip(dwell_days, MIN_DWELL_DAYS, MAX_DWELL_DAYS)
         dwell = (dwell_days * 86400).astype("timedelta64[s]")
-        ends = np.cumsum(dwell.astype(np.int64))
-        starts_of_deal = np.repeat(np.cumsum(visits) - visits, visits)
-        offset_before = ends - dwell.astype(np.int64) - np.where(starts_of_deal > 0, ends[starts_of_deal - 1], 0)
-        entered = created[deal_of_visit] + offset_before.astype("timedelta64[s]")
-        closed = entered[is_last_visit] + dwell[is_last_visit]
+        entered = chain_visits(created, visits, dwell)
+        natural_close = entered[is_last_visit] + dwell[is_last_visit]
 
         # quarter-end push: reps pull wins from the first weeks of a quarter into the last days of the previous one,
         # and hold some mid-quarter wins for the quarter's final week
-        closed = self._quarter_end_push(closed, won, entered[is_last_visit])
+        closed = self._quarter_end_push(natural_close, won, entered[is_last_visit])
         exited = np.concatenate([entered[1:], [np.datetime64("NaT")]]).astype("datetime64[s]")
         exited[is_last_visit] = closed
 
@@ -399,18 +561,10 @@ class MonthSimulator:
             [amount0, amount0, np.round(amount0 * revision / step) * step,
              np.round(amount0 * revision * discount / step) * step], axis=1
         )  # fmt: skip
-        visit_amount = amount_at_stage[deal_of_visit, np.minimum(stage_of_visit, 3)]
 
         # forecast category chosen by the rep: optimists call Commit earlier
         optimism_visit = optimism[deal_of_visit] + rng.normal(0.0, 1.0, len(position))
-        category = np.select(
-            [stage_of_visit == 0, stage_of_visit == 1, stage_of_visit == 2],
-            [np.where(rng.random(len(position)) < 0.1, "Omitted", "Pipeline"), "Pipeline",
-             np.where(optimism_visit > 0.3, "Best Case", "Pipeline")],
-            np.where(optimism_visit > -0.5, "Commit", "Best Case"),
-        )  # fmt: skip
-        stage_names = np.array([s.name for s in stages], dtype=object)
-        stage_probability = np.array([s.probability for s in stages])
+        category = forecast_categories(stage_of_visit, optimism_visit, rng)
 
         # expected close dates: set optimistic or not at creation, pushed each time they pass with the deal open
         # reps plan for the happy path, so most deals that go the distance slip at least once
@@ -421,39 +575,40 @@ class MonthSimulator:
         snap = rng.random(n) < 0.4
         month_end = (expected_close.astype("datetime64[M]") + 1).astype("datetime64[D]") - 1
         expected_close = np.where(snap, month_end, expected_close)
-        push_rows, push_at, push_to = [], [], []
-        current = expected_close.copy()
-        active = np.ones(n, dtype=bool)
-        for _ in range(60):
-            when = current.astype("datetime64[s]") + (rng.uniform(0.3, 3.0, n) * 86400).astype("timedelta64[s]")
-            active &= when < closed
-            if not active.any():
-                break
-            new_date = (when + (rng.uniform(14, 45, n) * 86400).astype("timedelta64[s]")).astype("datetime64[D]")
-            push_rows.append(np.flatnonzero(active))
-            push_at.append(when[active])
-            push_to.append(new_date[active])
-            current = np.where(active, new_date, current)
-        push_rows = np.concatenate(push_rows) if push_rows else np.array([], dtype=int)
-        push_at = np.concatenate(push_at) if push_at else np.array([], dtype="datetime64[s]")
-        push_to = np.concatenate(push_to) if push_to else np.array([], dtype="datetime64[D]")
+        push_rows, push_at, push_to = close_date_pushes(expected_close, closed, rng)
+        opps["owner_id"] = self.user_id[owner0]
+        return Lifecycle(
+            created=created, owner=owner0, shift=seg_shift + type_shift + skill, engagement=engagement,
+            health=health, won=won, last_stage=last_stage, regress_at=regress_at, closed=closed,
+            natural_close=natural_close, amount_at_stage=amount_at_stage, expected_close=expected_close,
+            push_deal=push_rows, push_at=push_at, push_to=push_to, visit_deal=deal_of_visit,
+            visit_stage=stage_of_visit, entered=entered, exited=exited, category=category,
+        )  # fmt: skip
 
-        opportunity_id = opps.opportunity_id.to_numpy()
-        # ---- change events: every change of a tracked field, with full state carried forward
+    def opportunity_changes(self, opps: pd.DataFrame, life: Lifecycle) -> pd.DataFrame:
+        """Every change of a tracked field of each deal, with its full state carried forward (no record ids yet)."""
+        cfg, world = self.cfg, self.world
+        n = len(opps)
+        n_stages = len(cfg.stages)
+        deal_of_visit, stage_of_visit = life.visit_deal, life.visit_stage
+        won, closed = life.won, life.closed
+        visit_amount = life.amount_at_stage[deal_of_visit, np.minimum(stage_of_visit, 3)]
+        stage_names = np.array([s.name for s in cfg.stages], dtype=object)
+        stage_probability = np.array([s.probability for s in cfg.stages])
         events = []
         events.append(pd.DataFrame({
-            "deal": deal_of_visit, "at": entered, "kind": "stage", "stage": stage_names[stage_of_visit],
-            "stage_number": stage_of_visit + 1, "amount": visit_amount, "forecast_category": category,
+            "deal": deal_of_visit, "at": life.entered, "kind": "stage", "stage": stage_names[stage_of_visit],
+            "stage_number": stage_of_visit + 1, "amount": visit_amount, "forecast_category": life.category,
             "probability": stage_probability[stage_of_visit], "close_date": pd.NaT, "owner": -1,
         }))  # fmt: skip
         events.append(pd.DataFrame({
-            "deal": np.arange(n), "at": created, "kind": "expected_close", "stage": None, "stage_number": -1,
-            "amount": np.nan, "forecast_category": None, "probability": -1, "close_date": expected_close,
-            "owner": owner0,
+            "deal": np.arange(n), "at": life.created, "kind": "expected_close", "stage": None, "stage_number": -1,
+            "amount": np.nan, "forecast_category": None, "probability": -1, "close_date": life.expected_close,
+            "owner": life.owner,
         }))  # fmt: skip
         events.append(pd.DataFrame({
-            "deal": push_rows, "at": push_at, "kind": "push", "stage": None, "stage_number": -1, "amount": np.nan,
-            "forecast_category": None, "probability": -1, "close_date": push_to, "owner": -1,
+            "deal": life.push_deal, "at": life.push_at, "kind": "push", "stage": None, "stage_number": -1,
+            "amount": np.nan, "forecast_category": None, "probability": -1, "close_date": life.push_to, "owner": -1,
         }))  # fmt: skip
         final_stage = np.where(won, cfg.won_stage.name, cfg.lost_stage.name)
         events.append(pd.DataFrame({
@@ -463,15 +618,14 @@ class MonthSimulator:
             "probability": np.where(won, cfg.won_stage.probability, cfg.lost_stage.probability),
             "close_date": closed.astype("datetime64[D]"), "owner": -1,
         }))  # fmt: skip
-        change_rows, change_tenure = world.org.holder_changes(seat, created, closed)
+        change_rows, change_tenure = world.org.holder_changes(opps.seat.to_numpy(), life.created, closed)
         events.append(pd.DataFrame({
             "deal": change_rows, "at": world.org.tenure_from[change_tenure], "kind": "owner", "stage": None,
             "stage_number": -1, "amount": np.nan, "forecast_category": None, "probability": -1, "close_date": pd.NaT,
             "owner": world.org.tenure_user[change_tenure],
         }))  # fmt: skip
-        kind_order = {"expected_close": 0, "stage": 1, "push": 2, "owner": 3, "close": 4}
         ev = pd.concat(events, ignore_index=True)
-        ev["kind_order"] = ev.kind.map(kind_order)
+        ev["kind_order"] = ev.kind.map(CHANGE_KIND_ORDER)
         ev = ev.sort_values(["deal", "at", "kind_order"], kind="stable").reset_index(drop=True)
         ev[["stage", "stage_number", "amount", "forecast_category", "probability", "close_date", "owner"]] = (
             ev[["stage", "stage_number", "amount", "forecast_category", "probability", "close_date", "owner"]]
@@ -482,41 +636,48 @@ class MonthSimulator:
         # the creation row and its expected-close row are one change
         ev = ev[~(ev.kind == "expected_close")].reset_index(drop=True)
         ev["owner"] = ev.owner.astype(np.int64)
-        ev["opportunity_id"] = opportunity_id[ev.deal]
+        ev["opportunity_id"] = opps.opportunity_id.to_numpy()[ev.deal]
         ev["owner_id"] = self.user_id[ev.owner.to_numpy()]
         ev["is_closed"] = ev.kind == "close"
         ev["is_won"] = ev.is_closed & won[ev.deal.to_numpy()]
         ev["writes_history"] = ev.kind != "owner"
         ev["amount"] = ev.amount.to_numpy()
         ev["stage_number"] = ev.stage_number.astype(int)
-        history = ev.writes_history.to_numpy()
-        ev["history_id"] = None
-        ev.loc[history, "history_id"] = self._ids("OpportunityHistory", int(history.sum()))
-        self.frames["opportunity_changes"] = ev[[
-            "opportunity_id", "at", "kind", "stage", "stage_number", "amount", "forecast_category", "probability",
-            "close_date", "owner_id", "is_closed", "is_won", "writes_history", "history_id",
-        ]]  # fmt: skip
-        final_amount = amount_at_stage[np.arange(n), np.minimum(last_stage, 3)]
-        opps["owner_id"] = self.user_id[owner0]
-        self.frames["opportunities"] = opps.drop(columns=["seat"])
-        self.frames["truth_outcomes"] = pd.DataFrame({
-            "opportunity_id": opportunity_id, "created_at": created, "closed_at": closed, "is_won": won,
-            "final_stage_number": np.where(won, n_stages + 1, last_stage + 1), "amount": final_amount,
-            "currency": opps.currency.to_numpy(), "segment": np.array([s.name for s in cfg.segments])[segment],
-            "true_p_win_at_creation": p_win_from[:, 0], "health": health, "engagement": engagement,
-        })  # fmt: skip
-        self.frames["truth_stage_entries"] = pd.DataFrame({
-            "opportunity_id": opportunity_id[deal_of_visit], "stage": stage_names[stage_of_visit],
-            "stage_number": stage_of_visit + 1, "entered_at": entered, "exited_at": exited,
-            "true_p_win": p_win_from[deal_of_visit, stage_of_visit],
-        })  # fmt: skip
-        self._deal_activities(opps, deal_of_visit, stage_of_visit, entered, exited, engagement, seat)
+        return ev
+
+    def truth_frames(self, opps: pd.DataFrame, life: Lifecycle) -> dict[str, pd.DataFrame]:
+        cfg = self.cfg
+        n_stages = len(cfg.stages)
+        segment = opps.segment_index.to_numpy()
+        opportunity_id = opps.opportunity_id.to_numpy()
+        p_win_from = life.p_win_from(cfg)
+        stage_names = np.array([s.name for s in cfg.stages], dtype=object)
+        return {
+            "truth_outcomes": pd.DataFrame({
+                "opportunity_id": opportunity_id, "created_at": life.created, "closed_at": life.closed,
+                "is_won": life.won, "final_stage_number": np.where(life.won, n_stages + 1, life.last_stage + 1),
+                "amount": life.final_amount, "currency": opps.currency.to_numpy(),
+                "segment": np.array([s.name for s in cfg.segments])[segment],
+                "true_p_win_at_creation": p_win_from[:, 0], "health": life.health, "engagement": life.engagement,
+            }),
+            "truth_stage_entries": pd.DataFrame({
+                "opportunity_id": opportunity_id[life.visit_deal], "stage": stage_names[life.visit_stage],
+                "stage_number": life.visit_stage + 1, "entered_at": life.entered, "exited_at": life.exited,
+                "true_p_win": p_win_from[life.visit_deal, life.visit_stage],
+            }),
+        }  # fmt: skip
 
     def world_fx(self, currencies: np.ndarray, at: np.ndarray) -> np.ndarray:
         return self.world.fx.rates(currencies, at)
 
-    def _quarter_end_push(self, closed: np.ndarray, won: np.ndarray, closing_entered: np.ndarray) -> np.ndarray:
-        cfg, rng = self.cfg, self.rng
+    def _quarter_end_push(
+        self,
+        closed: np.ndarray,
+        won: np.ndarray,
+        closing_entered: np.ndarray,
+        rng: np.random.Generator | None = None,
+    ) -> np.ndarray:
+        cfg, rng = self.cfg, self.rng if rng is None else rng
         n = len(closed)
         day = closed.astype("datetime64[D]")
         quarter = fiscal_quarter_start(day, cfg.fiscal_year_start_month)
@@ -537,7 +698,9 @@ class MonthSimulator:
         return out
 
     # ---------------------------------------------------------------- activities
-    def _deal_activities(self, opps, deal_of_visit, stage_of_visit, entered, exited, engagement, seat) -> None:
+    def _deal_activities(
+        self, opps, deal_of_visit, stage_of_visit, entered, exited, engagement, seat, opens_stage
+    ) -> None:
         cfg, rng, world = self.cfg, self.rng, self.world
         customers = world.customers
         n = len(opps)
@@ -604,7 +767,7 @@ class MonthSimulator:
         if n_unknown:
             pick = rng.integers(0, len(visit), n_unknown)
             countries = world.org.users.country.to_numpy()[caller[pick]]
-            unknown_e164, _ = world.phones.draw(countries, rng, kind="mobile")
+            unknown_e164, _ = self.phones.draw(countries, rng, kind="mobile")
             self._make_calls(
                 started=business_times(days[pick], self.user_tz[caller[pick]], rng),
                 caller=caller[pick],
@@ -635,8 +798,9 @@ class MonthSimulator:
             "deleted_at": pd.NaT,
         }))  # fmt: skip
         self._meetings(
-            opps, deal_of_visit, stage_of_visit, entered, exited, engagement, seat, counterparts, visit_days, dwell_days
-        )
+            opps, deal_of_visit, stage_of_visit, entered, exited, engagement, seat, counterparts, visit_days,
+            dwell_days, opens_stage,
+        )  # fmt: skip
 
     def _meetings(
         self,
@@ -650,11 +814,12 @@ class MonthSimulator:
         counterparts,
         visit_days,
         dwell_days,
+        opens_stage,
     ) -> None:
         cfg, rng, world = self.cfg, self.rng, self.world
         u = engagement[deal_of_visit]
         n_meetings = rng.poisson(cfg.meeting_rate * cfg.activity_intensity * dwell_days * np.exp(0.6 * u))
-        n_meetings += (stage_of_visit == 1).astype(int)  # a discovery meeting when qualifying
+        n_meetings += ((stage_of_visit == 1) & opens_stage).astype(int)  # a discovery meeting when qualifying
         visit = np.repeat(np.arange(len(deal_of_visit)), n_meetings)
         m = len(visit)
         deals = deal_of_visit[visit]

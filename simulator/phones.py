@@ -14,6 +14,7 @@ still checks a spread of sample numbers per template, which is also how the layo
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import itertools
@@ -504,6 +505,14 @@ class PhoneBook:
             )
             for template in self._templates
         ]
+
+    def upper_half(self) -> PhoneBook:
+        """A book with the same numbering that hands out numbers from halfway through each template's capacity on:
+        none repeats this book's while this one has issued fewer than half of any template (500,000 at the least).
+        A future of a world (future.py) draws its new numbers from it, so that the world's own stay as they were."""
+        book = copy.copy(self)
+        book._issued = np.maximum(self._issued, self._capacity // 2)
+        return book
 
     def draw(
         self, countries: np.ndarray, rng: np.random.Generator, *, kind: str = "fixed"

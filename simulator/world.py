@@ -2,6 +2,8 @@
 
 `generate` runs the world to the end of its history and writes weekly drops; `advance` re-runs the same world a
 few days further (every month comes from its own random stream, see deals.py) and writes only the new daily drops.
+With a future seed and a forecast date, the world is the same up to that date and another random future after it
+(see future.py).
 Intermediate results stream month by month to Parquet in a scratch folder; DuckDB then shapes and writes each drop,
 so memory stays bounded by one month of activity rather than the whole world.
 """
@@ -27,7 +29,8 @@ import pyarrow.parquet as pq
 
 from simulator.config import WorldConfig, load_config
 from simulator.customers import build_customers
-from simulator.deals import FxRates, MonthSimulator, World, month_starts
+from simulator.deals import FxRates, World, month_starts
+from simulator.future import Future, month_frames, validate_future
 from simulator.org import build_organisation
 from simulator.phones import PhoneBook
 
@@ -43,21 +46,26 @@ class WorldState:
     current_end: dt.date
     drops: list[dt.date] = field(default_factory=list)
     overrides: dict = field(default_factory=dict)
+    future_seed: int | None = None
+    forecast_date: dt.date | None = None
+
+    @property
+    def future(self) -> Future | None:
+        return None if self.future_seed is None else Future(self.future_seed, self.forecast_date)
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "version": STATE_VERSION,
-                "preset": self.preset,
-                "seed": self.seed,
-                "faults": self.faults,
-                "current_end": self.current_end.isoformat(),
-                "drops": [d.isoformat() for d in self.drops],
-                "overrides": self.overrides,
-            },
-            indent=2,
-            default=str,  # dates
-        )
+        state = {
+            "version": STATE_VERSION,
+            "preset": self.preset,
+            "seed": self.seed,
+            "faults": self.faults,
+            "current_end": self.current_end.isoformat(),
+            "drops": [d.isoformat() for d in self.drops],
+            "overrides": self.overrides,
+        }
+        if self.future_seed is not None:  # only then, so that a world without a future writes what it always did
+            state |= {"future_seed": self.future_seed, "forecast_date": self.forecast_date.isoformat()}
+        return json.dumps(state, indent=2, default=str)  # default: dates
 
     @classmethod
     def read(cls, out_dir: Path) -> WorldState:
@@ -75,16 +83,21 @@ class WorldState:
                 name: dt.date.fromisoformat(value) if name == "start_date" else value
                 for name, value in data.get("overrides", {}).items()
             },
+            future_seed=data.get("future_seed"),
+            forecast_date=dt.date.fromisoformat(data["forecast_date"]) if "forecast_date" in data else None,
         )
 
 
-def build_world(cfg: WorldConfig, seed: int) -> World:
+def build_world(cfg: WorldConfig, seed: int, future: Future | None = None) -> World:
     org = build_organisation(cfg, np.random.default_rng([seed, 1]))
     phones = PhoneBook(seed)
     rep_e164, _ = phones.draw(org.users.country.to_numpy(), np.random.default_rng([seed, 2]), kind="fixed")
     customers = build_customers(cfg, org, phones, np.random.default_rng([seed, 4]))
     fx = FxRates(seed, cfg.start_date - dt.timedelta(days=400))
-    return World(cfg=cfg, seed=seed, org=org, customers=customers, phones=phones, rep_phone_e164=rep_e164, fx=fx)
+    return World(
+        cfg=cfg, seed=seed, org=org, customers=customers, phones=phones, rep_phone_e164=rep_e164, fx=fx, future=future,
+        future_phones=phones.upper_half() if future else None,
+    )  # fmt: skip
 
 
 def weekly_drops(cfg: WorldConfig, end: dt.date) -> list[dt.date]:
@@ -110,16 +123,18 @@ class Progress:
             print(f"[{time.perf_counter() - self.t0:7.1f}s, peak {peak_mb:6,.0f} MB] {message}", flush=True)
 
 
-def simulate(cfg: WorldConfig, seed: int, until: dt.date, scratch: Path, progress: Progress) -> World:
+def simulate(
+    cfg: WorldConfig, seed: int, until: dt.date, scratch: Path, progress: Progress, future: Future | None = None
+) -> World:
     """Run every month up to the one containing `until` and stream its frames to `scratch/<table>/<month>.parquet`."""
-    world = build_world(cfg, seed)
+    world = build_world(cfg, seed, future)
     progress(
         f"organisation: {len(world.org.seats):,} seats in {len(world.org.territories):,} territories; "
         f"customers: {len(world.customers.accounts):,} accounts, {len(world.customers.contacts):,} contacts"
     )
     months = month_starts(cfg, until)
     for index, first in enumerate(months):
-        frames = MonthSimulator(world, index, first).run()
+        frames = month_frames(world, index, first)
         for name, frame in frames.items():
             folder = scratch / name
             folder.mkdir(parents=True, exist_ok=True)
@@ -160,7 +175,7 @@ def run(out_dir: Path, state: WorldState, new_drops: list[dt.date], progress: Pr
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
     try:
-        world = simulate(cfg, state.seed, state.current_end, scratch, progress)
+        world = simulate(cfg, state.seed, state.current_end, scratch, progress, state.future)
         release_memory()
         con = connect_scratch(scratch)
         summary = write_world(con, world, state, new_drops, out_dir, progress)
@@ -173,15 +188,25 @@ def run(out_dir: Path, state: WorldState, new_drops: list[dt.date], progress: Pr
 
 
 def generate(
-    preset: str, seed: int, out_dir: Path, faults: bool = False, progress: Progress | None = None, **overrides: object
+    preset: str,
+    seed: int,
+    out_dir: Path,
+    faults: bool = False,
+    progress: Progress | None = None,
+    future_seed: int | None = None,
+    forecast_date: dt.date | None = None,
+    **overrides: object,
 ) -> dict:
     progress = progress or Progress()
     cfg = load_config(preset, **overrides)
+    validate_future(future_seed, forecast_date, cfg.start_date, cfg.end_date, faults)
     if (out_dir / "landing").exists() and any((out_dir / "landing").iterdir()):
         raise FileExistsError(f"{out_dir / 'landing'} already holds files: generate into an empty folder")
     drops = weekly_drops(cfg, cfg.end_date)
-    state = WorldState(preset, seed, faults, cfg.end_date, drops, dict(overrides))
+    state = WorldState(preset, seed, faults, cfg.end_date, drops, dict(overrides), future_seed, forecast_date)
     progress(f"generating preset {preset!r} seed {seed} from {cfg.start_date} to {cfg.end_date}, {len(drops)} drops")
+    if future_seed is not None:
+        progress(f"the same world before {forecast_date}, then future seed {future_seed}")
     return run(out_dir, state, drops, progress)
 
 
