@@ -48,16 +48,26 @@ def tiny_faulty_warehouse(tiny_faulty_world: Path, tmp_path_factory: pytest.Temp
 
 @pytest.fixture(scope="session")
 def tiny_marts(tiny_warehouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The clean tiny warehouse with every dbt model built and tested (`dbt build`); the run's artifacts sit next
-    to it in `target/`."""
+    """The clean tiny warehouse built as the refresh job builds it: every dbt model but those on the ML tables
+    (`dbt build`, artifacts in `target/`), the ML stages (models in `models/`), then the models on their tables
+    (artifacts in `target_ml/`)."""
     import shutil
 
+    import duckdb
+
+    from ml.forecast import run_forecast_stage
+    from ml.win import run_win_stage
     from tests.test_warehouse import dbt
 
     folder = tmp_path_factory.mktemp("marts")
     database = folder / "warehouse.duckdb"
     shutil.copy(tiny_warehouse, database)
     dbt(["build", "--exclude", READS_ML], database, folder / "target")
+    with duckdb.connect(str(database)) as con:
+        as_of = con.execute("select max(snapshot_date) from marts.ml_opportunity_features").fetchone()[0]
+        run_win_stage(con, folder / "models", as_of, log=lambda message: None)
+        run_forecast_stage(con, as_of, log=lambda message: None)
+    dbt(["build", "--select", READS_ML], database, folder / "target_ml")
     return database
 
 

@@ -268,14 +268,19 @@ def test_error_checks_are_blocking_and_warn_checks_are_not() -> None:
     warn = {spec.key.name for spec in specs if not spec.blocking}
     assert {"volume_vs_trailing_loads", "crm_freshness", "attributed_share"} <= warn
     # what is left to Great Expectations (null-rate drift, volume, freshness, shares) warns, except the audit that
-    # keeps an empty mart from being published; row rules block in dbt
-    assert {name for name, level in severity.items() if level == ERROR} == {"not_empty_when_its_source_has_rows"}
+    # keeps an empty mart from being published and the forecast's audits; row rules block in dbt
+    forecast_audits = {spec.name for spec in forecast_suite().checks()}
+    assert {"levels_add_up", "p10_at_most_p50", "p50_at_most_p90", "p10_not_negative"} <= forecast_audits
+    errors = {name for name, level in severity.items() if level == ERROR}
+    assert errors == {"not_empty_when_its_source_has_rows", *forecast_audits}
 
 
 def audit_run(database: Path, folder: Path, assets: list) -> tuple[dg.ExecuteInProcessResult, list[str]]:
-    """`assets` (dbt's, or the marts as specs of tables already built), the mart audits and `publish` run in one
+    """`assets` (dbt's, or the marts as specs of tables already built), the mart and ML audits and `publish` run in one
     Dagster job on `database`, publishing into `folder/published`; the result and the run's log messages."""
-    mart_checks = [checks for checks in quality_checks if next(iter(checks.check_keys)).asset_key.path[0] == "marts"]
+    mart_checks = [
+        checks for checks in quality_checks if next(iter(checks.check_keys)).asset_key.path[0] in ("marts", "ml")
+    ]
     job = dg.define_asset_job("audit", selection=dg.AssetSelection.all() | dg.AssetSelection.all_asset_checks())
     definitions = dg.Definitions(
         assets=[*assets, published],

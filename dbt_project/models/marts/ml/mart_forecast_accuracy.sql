@@ -1,6 +1,6 @@
-{#- One row per stored revenue forecast (forecast date, model version, period grain, period, level, group) beside the bookings that
-    have landed in that period by the as-of date: once the period has ended, its error and whether the 80%
-    interval held the actual. -#}
+{#- One row per stored revenue forecast (forecast date, model version, period grain, period, level, group) beside
+    the bookings that have landed in that period by the as-of date: once the period has ended, its error and whether
+    the 80% interval held the actual. -#}
 with
 
 forecasts as (
@@ -14,17 +14,7 @@ bookings as (
 
 bookings_by_group as (
     -- every booking once per level of the hierarchy, under the group it counts for there
-    {%- for level, column in var('forecast_levels').items() %}
-    select
-        '{{ level }}' as level,
-        {{ column if column else "'company'" }} as group_id,
-        booking_date,
-        amount_reporting
-    from bookings
-    {%- if not loop.last %}
-    union all
-    {%- endif %}
-    {%- endfor %}
+    {{ rows_per_forecast_level('bookings', ['booking_date', 'amount_reporting']) }}
 ),
 
 actuals as (

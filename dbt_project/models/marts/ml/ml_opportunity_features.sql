@@ -34,7 +34,10 @@ snapshot_dates as (
     select distinct date_day as snapshot_date
     from {{ ref('dim_date') }}
     where date_day <= {{ as_of_date() }}
-        and (date_day = {{ as_of_date() }} or cast({{ dbt.dateadd('day', 6, dbt.date_trunc('week', 'date_day')) }} as date) = date_day)
+        and (
+            date_day = {{ as_of_date() }}
+            or cast({{ dbt.dateadd('day', 6, dbt.date_trunc('week', 'date_day')) }} as date) = date_day
+        )
 ),
 
 snapshots as (
@@ -63,7 +66,7 @@ current_visit as (
     from snapshots
     inner join visits
         on snapshots.opportunity_id = visits.opportunity_id
-            and visits.entered_at < snapshots.known_before
+            and snapshots.known_before > visits.entered_at
     group by snapshots.opportunity_id, snapshots.snapshot_date
 ),
 
@@ -75,7 +78,7 @@ pushes as (
     from snapshots
     inner join states
         on snapshots.opportunity_id = states.opportunity_id
-            and states.valid_from_at < snapshots.known_before
+            and snapshots.known_before > states.valid_from_at
     group by snapshots.opportunity_id, snapshots.snapshot_date
 ),
 
@@ -84,13 +87,13 @@ activity_counts as (
         snapshots.opportunity_id,
         snapshots.snapshot_date,
         {%- for days in [7, 30, 90] %}
-        {%- for activity_type in ['call', 'email', 'meeting'] %}
-        count(case
-            when activities.activity_type = '{{ activity_type }}'
-                and activities.occurred_at >= {{ dbt.dateadd('day', -days, 'snapshots.known_before') }}
-                then 1
-        end) as {{ activity_type }}s_{{ days }}d,
-        {%- endfor %}
+            {%- for activity_type in ['call', 'email', 'meeting'] %}
+                count(case
+                    when activities.activity_type = '{{ activity_type }}'
+                        and activities.occurred_at >= {{ dbt.dateadd('day', -days, 'snapshots.known_before') }}
+                        then 1
+                end) as {{ activity_type }}s_{{ days }}d,
+            {%- endfor %}
         {%- endfor %}
         count(case when activities.activity_type = 'call' and activities.is_connected then 1 end)
             as connected_calls_to_date,
@@ -125,7 +128,7 @@ owner_rates as (
         sum(closed_deals.is_won) as owner_won_deals
     from snapshots
     inner join closed_deals
-        on snapshots.owner_id = closed_deals.owner_id and closed_deals.closed_at < snapshots.known_before
+        on snapshots.owner_id = closed_deals.owner_id and snapshots.known_before > closed_deals.closed_at
     group by snapshots.opportunity_id, snapshots.snapshot_date
 ),
 
@@ -189,9 +192,10 @@ select
 
     -- activity before the end of the day
     {%- for days in [7, 30, 90] %}
-    {%- for activity_type in ['call', 'email', 'meeting'] %}
-    cast(coalesce(activity_counts.{{ activity_type }}s_{{ days }}d, 0) as integer) as {{ activity_type }}s_{{ days }}d,
-    {%- endfor %}
+        {%- for activity_type in ['call', 'email', 'meeting'] %}
+            cast(coalesce(activity_counts.{{ activity_type }}s_{{ days }}d, 0) as integer)
+                as {{ activity_type }}s_{{ days }}d,
+        {%- endfor %}
     {%- endfor %}
     cast(coalesce(activity_counts.connected_calls_to_date, 0) as integer) as connected_calls_to_date,
     cast(coalesce(activity_counts.meetings_held_to_date, 0) as integer) as meetings_held_to_date,
