@@ -1,6 +1,7 @@
 """`python -m orchestration.lib.report`: what the last run did and what readers now see: per raw table, from the
 ledger, what the ingest loaded; whether the run published, and if not which blocking checks withheld it; then the
-published marts with their row counts and the as-of date they were built for.
+published marts with their row counts and the as-of date they were built for, and the forecasts (the serving win
+model beside its baselines, the company's bookings forecast and its backtest).
 
 The working warehouse is opened read-only, after the run, for the ledger; the marts are read from the published copy.
 """
@@ -70,6 +71,44 @@ def marts_summary(con: duckdb.DuckDBPyConnection) -> str:
             " group by 1 order by 1 desc limit 4"
         ).fetchall():
             lines.append(f"bookings {period}: {amount:,.2f} {deals:,} deals")
+    return "\n".join(lines)
+
+
+def forecasts_summary(con: duckdb.DuckDBPyConnection) -> str:
+    """What finance reads from `ml`: the serving win model beside its baselines on the backfilled history, and the
+    company's bookings forecast for this fiscal quarter and the next two; empty before the ML stages have run."""
+    tables = {name for (name,) in con.execute(
+        "select table_name from information_schema.tables where table_schema = 'ml'").fetchall()}  # fmt: skip
+    if not {"win_models", "win_backtest", "revenue_forecast", "forecast_backtest"} <= tables:
+        return ""
+    lines = [f"{'ml table':<32}{'rows':>12}"]
+    for name in sorted(tables):
+        lines.append(f"{name:<32}{con.execute(f'select count(*) from ml.{name}').fetchall()[0][0]:>12,}")
+    serving = con.execute(
+        "select model_version, model_kind, training_cutoff, coalesce(gate_reason, kind_reason) from ml.win_models "
+        "where is_served order by training_cutoff desc limit 1"
+    ).fetchone()
+    if serving:
+        lines.append(f"win probability: model {serving[0]} ({serving[1]}, data to {serving[2]}): {serving[3]}")
+    for method, n, auc, brier, ece in con.execute(
+        "select method, n, auc, brier, ece from ml.win_backtest "
+        "where evaluated_as_of = (select max(evaluated_as_of) from ml.win_backtest) order by brier"
+    ).fetchall():
+        lines.append(f"  {method:<24} AUC {auc:.3f}  Brier {brier:.4f}  calibration error {ece:.3f}  ({n:,} pairs)")
+    for period_start, currency, booked, p10, p50, p90 in con.execute(
+        "select period_start, currency, booked_to_date, p10, p50, p90 from ml.revenue_forecast "
+        "where level = 'company' and period_grain = 'fiscal_quarter' "
+        "and forecast_date = (select max(forecast_date) from ml.revenue_forecast) order by period_start"
+    ).fetchall():
+        lines.append(
+            f"bookings forecast, fiscal quarter from {period_start}: p50 {p50:,.0f} {currency} (80% interval "
+            f"{p10:,.0f} to {p90:,.0f}; {booked:,.0f} booked so far)"
+        )
+    for method, wape in con.execute(
+        "select method, sum(absolute_error) / sum(actual_total) from ml.forecast_backtest "
+        "where level = 'company' and period_grain = 'fiscal_quarter' group by method order by 2"
+    ).fetchall():
+        lines.append(f"  backtest, company fiscal quarters: {method:<22} WAPE {wape:.3f}")
     return "\n".join(lines)
 
 
@@ -175,6 +214,9 @@ def main() -> None:
     if published.exists():
         with duckdb.connect(str(published), read_only=True) as con:
             print(marts_summary(con))
+            forecasts = forecasts_summary(con)
+            if forecasts:
+                print(forecasts)
     if crm_values:
         print(crm_values)
 

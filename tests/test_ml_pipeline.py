@@ -1,0 +1,122 @@
+"""The ML stages in the refresh job, as `make demo` runs them: features -> win probability -> forecast -> the dbt
+models on their tables -> audits -> publish, on the tiny world (too little history for the boosted model, so the
+stage-rate fallback serves and says so); a second refresh appends nothing; the ml tables are documented dbt sources."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+import yaml
+
+from ml.forecast import LEVELS
+from ml.tables import TABLES, ensure_tables
+from orchestration.lib.dbt_project import PROJECT_DIR
+from tests.conftest import run_refresh
+
+ML_ROWS = "select count(*) from ml.{table}"
+
+
+@pytest.fixture(scope="module")
+def two_refreshes(tiny_world: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The refresh job twice over a copy of the tiny world, with the ml row counts after each."""
+    folder = tmp_path_factory.mktemp("ml_refresh")
+    shutil.copytree(tiny_world / "landing", folder / "landing")
+    first = run_refresh(folder)
+    with duckdb.connect(str(folder / "warehouse.duckdb"), read_only=True) as con:
+        after_first = {table: con.execute(ML_ROWS.format(table=table)).fetchone()[0] for table in appended_tables()}
+    second = run_refresh(folder)
+    with duckdb.connect(str(folder / "warehouse.duckdb"), read_only=True) as con:
+        after_second = {table: con.execute(ML_ROWS.format(table=table)).fetchone()[0] for table in appended_tables()}
+    return {
+        "folder": folder,
+        "first": first,
+        "second": second,
+        "after_first": after_first,
+        "after_second": after_second,
+    }
+
+
+def appended_tables() -> list[str]:
+    return ["win_probability", "win_models", "revenue_forecast"]
+
+
+def materialized(result: dg.ExecuteInProcessResult) -> set[str]:
+    return {event.asset_key.to_user_string() for event in result.get_asset_materialization_events()}
+
+
+def test_the_refresh_scores_forecasts_builds_on_them_and_publishes(two_refreshes: dict) -> None:
+    result, folder = two_refreshes["first"], two_refreshes["folder"]
+    assert result.success
+    assert {
+        "ml/win_models", "ml/win_probability", "ml/win_backtest", "ml/revenue_forecast", "ml/forecast_backtest",
+        "marts/fct_opportunity_scored", "marts/mart_forecast_accuracy", "published/sales",
+    } <= materialized(result)  # fmt: skip
+    with duckdb.connect(str(folder / "published" / "sales.duckdb"), read_only=True) as con:
+        open_deals = con.execute("select count(*) from marts.fct_opportunity where status = 'open'").fetchone()[0]
+        scored = con.execute("select count(*), count(p_win) from marts.fct_opportunity_scored").fetchone()
+        forecasts = con.execute("select count(*) from ml.revenue_forecast").fetchone()[0]
+        later_cutoffs = con.execute(
+            "select count(*) from ml.win_probability where training_cutoff > as_of_date"
+        ).fetchone()[0]
+    assert scored == (open_deals, open_deals) and open_deals > 0
+    assert forecasts > 0 and later_cutoffs == 0
+
+
+def test_too_little_history_serves_stage_rates_and_says_so_in_the_metadata_and_the_model_card(
+    two_refreshes: dict,
+) -> None:
+    result, folder = two_refreshes["first"], two_refreshes["folder"]
+    models = next(
+        event for event in result.get_asset_materialization_events() if event.asset_key.path == ["ml", "win_models"]
+    )
+    metadata = models.materialization.metadata
+    assert metadata["serving_kind"].value == "stage_rate"
+    assert "fewer than 200" in metadata["fallback"].value
+    card = json.loads(Path(metadata["model_card"].value).read_text())
+    assert "fewer than 200" in json.dumps(card)
+    assert Path(metadata["model_card"].value).parent == folder / "models"
+
+
+def test_the_reliability_curve_and_the_fan_chart_are_images_in_the_metadata(two_refreshes: dict) -> None:
+    events = {
+        event.asset_key.to_user_string(): event.materialization.metadata
+        for event in two_refreshes["first"].get_asset_materialization_events()
+    }
+    assert events["ml/win_backtest"]["reliability_curve"].value.startswith("![reliability curve](data:image/png;")
+    assert events["ml/revenue_forecast"]["fan_chart"].value.startswith("![company fiscal-quarter forecast](data:")
+
+
+def test_a_second_refresh_appends_nothing_and_still_publishes(two_refreshes: dict) -> None:
+    assert two_refreshes["second"].success
+    assert two_refreshes["after_second"] == two_refreshes["after_first"]
+    assert all(two_refreshes["after_first"].values())
+    assert "published/sales" in materialized(two_refreshes["second"])
+
+
+def test_every_ml_table_is_a_documented_dbt_source_with_the_columns_it_is_created_with() -> None:
+    sources = yaml.safe_load((PROJECT_DIR / "models" / "staging" / "ml" / "_ml__sources.yml").read_text())
+    documented = {
+        f"ml.{table['name']}": [column["name"] for column in table.get("columns", [])]
+        for source in sources["sources"]
+        if source["name"] == "ml"
+        for table in source["tables"]
+    }
+    with duckdb.connect() as con:
+        ensure_tables(con)
+        created = {
+            f"ml.{name}": [column for (column,) in con.execute(
+                "select column_name from duckdb_columns() where schema_name = 'ml' and table_name = ? "
+                "order by column_index", [name]).fetchall()]
+            for name in (table.split(".")[1] for table in TABLES)
+        }  # fmt: skip
+    assert documented == created
+
+
+def test_the_forecast_levels_are_the_ones_dbt_compares_with_bookings() -> None:
+    project = yaml.safe_load((PROJECT_DIR / "dbt_project.yml").read_text())
+    assert tuple(project["vars"]["forecast_levels"]) == LEVELS
