@@ -82,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     models = work / "models"
     shutil.rmtree(models, ignore_errors=True)
     con = duckdb.connect(str(database))
+    # the whole stage from scratch: a warehouse the refresh job has run on already holds its ml tables
+    con.execute("drop schema if exists ml cascade")
     as_of = con.execute(f"select max(snapshot_date) from {FEATURES_TABLE}").fetchone()[0]
 
     started = time.perf_counter()
