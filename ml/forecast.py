@@ -224,13 +224,15 @@ class History:
 
 
 def load_history(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> History:
-    """Bookings, the features mart's snapshots, the win scores and the rep versions, up to `as_of`."""
+    """Bookings, the features mart's snapshots, the win scores and the rep versions, up to `as_of`. An amount
+    without a value in the reporting currency (none entered, or no FX rate for its currency yet: dbt warns about
+    both) counts as 0."""
     bookings = con.execute(
         """
         select b.opportunity_id, b.rep_id, b.team_id, b.territory_id,
             b.booking_date - date '1970-01-01' as booking_day,
             o.created_date - date '1970-01-01' as created_day,
-            cast(b.amount_reporting as double) as amount, b.reporting_currency
+            coalesce(cast(b.amount_reporting as double), 0) as amount, b.reporting_currency
         from marts.fct_bookings as b
         inner join marts.fct_opportunity as o on b.opportunity_id = o.opportunity_id
         where b.booking_date <= ?
@@ -241,7 +243,7 @@ def load_history(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> History:
         f"""
         select opportunity_id, snapshot_date - date '1970-01-01' as snapshot_day,
             owner_id as rep_id, team_id, territory_id, stage_order,
-            cast(amount_reporting as double) as amount,
+            coalesce(cast(amount_reporting as double), 0) as amount,
             expected_close_date - date '1970-01-01' as expected_close_day, days_to_expected_close,
             forecast_category, cast(crm_probability as double) as crm_probability, is_pipeline_eligible
         from {FEATURES_TABLE}

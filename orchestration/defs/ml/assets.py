@@ -15,6 +15,7 @@ import duckdb
 import pandas as pd
 
 from ml.forecast import ForecastStageResult, run_forecast_stage
+from ml.tables import ensure_tables
 from ml.win import WinStageResult, run_win_stage
 from orchestration.defs.resources import WAREHOUSE_POOL, ModelStore, Warehouse
 
@@ -47,15 +48,16 @@ class RevenueForecastConfig(dg.Config):
     """On the first run, forecast every scoring date of this many past months; the backtest's rolling origins."""
 
 
-def as_of_date(con: duckdb.DuckDBPyConnection) -> dt.date:
-    """The build's as-of date: the latest snapshot of the features mart (which always holds the as-of date)."""
-    latest = con.execute(f"select max(snapshot_date) from {'.'.join(FEATURES.path)}").fetchone()[0]
-    if latest is None:
-        raise dg.Failure(
-            description="marts.ml_opportunity_features has no rows: there is no open deal to score. Load CRM "
-            "opportunities and build the marts first."
-        )
-    return latest
+def as_of_date(con: duckdb.DuckDBPyConnection) -> dt.date | None:
+    """The build's as-of date: the latest snapshot of the features mart (which always holds the as-of date when a
+    deal is open); None when no deal is open, as in a landing without CRM opportunities yet."""
+    return con.execute(f"select max(snapshot_date) from {'.'.join(FEATURES.path)}").fetchone()[0]
+
+
+NOTHING_OPEN = (
+    "marts.ml_opportunity_features has no rows: no deal is open, so nothing was scored or forecast (the ml tables "
+    "are there, empty). Land CRM opportunities to score them."
+)
 
 
 def png_markdown(png: bytes | None, title: str) -> dg.MetadataValue:
@@ -110,11 +112,19 @@ def win_probability_stage(
     """Trains (weekly, gated) and scores (every snapshot date not yet scored, the first run backfilling a year)."""
     with warehouse.get_connection() as con:
         as_of = as_of_date(con)
-        result = run_win_stage(
-            con, Path(model_store.path), as_of, backfill_weeks=config.backfill_weeks,
-            retrain_every_days=config.retrain_every_days, backfill_retrain_days=config.backfill_retrain_days,
-            log=context.log.info,
-        )  # fmt: skip
+        if as_of is None:
+            ensure_tables(con)
+        else:
+            result = run_win_stage(
+                con, Path(model_store.path), as_of, backfill_weeks=config.backfill_weeks,
+                retrain_every_days=config.retrain_every_days, backfill_retrain_days=config.backfill_retrain_days,
+                log=context.log.info,
+            )  # fmt: skip
+    if as_of is None:
+        context.log.warning(NOTHING_OPEN)
+        for key in (WIN_MODELS, WIN_PROBABILITY, WIN_BACKTEST):
+            yield dg.MaterializeResult(asset_key=key, metadata={"dagster/row_count": 0, "note": NOTHING_OPEN})
+        return
     for decision in result.gate_decisions:
         (context.log.info if decision.served else context.log.warning)(
             f"model {decision.model_version} ({decision.model_kind}, data to {decision.training_cutoff}): "
@@ -191,7 +201,15 @@ def revenue_forecast_stage(context: dg.AssetExecutionContext, config: RevenueFor
     """Forecasts every scoring date not yet forecast (the first run backfilling a year), then the backtest."""
     with warehouse.get_connection() as con:
         as_of = as_of_date(con)
-        result = run_forecast_stage(con, as_of, backfill_months=config.backfill_months, log=context.log.info)
+        if as_of is None:
+            ensure_tables(con)
+        else:
+            result = run_forecast_stage(con, as_of, backfill_months=config.backfill_months, log=context.log.info)
+    if as_of is None:
+        context.log.warning(NOTHING_OPEN)
+        for key in (REVENUE_FORECAST, FORECAST_BACKTEST):
+            yield dg.MaterializeResult(asset_key=key, metadata={"dagster/row_count": 0, "note": NOTHING_OPEN})
+        return
     if result.skipped_dates:
         context.log.warning(
             f"no win probabilities for {len(result.skipped_dates)} snapshot dates, not forecast: "
