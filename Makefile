@@ -47,8 +47,9 @@ dagster-home:
 	@mkdir -p $(DAGSTER_HOME)
 	@cp orchestration/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
-## materialize: run the refresh job once over DATA_DIR (ingest new files, build and test the dbt models, audit the
-## marts, publish them when every audit passed), report what the run did, then the dbt docs. First, a run whose
+## materialize: run the refresh job once over DATA_DIR (ingest new files, build and test the dbt models, score the
+## open deals and forecast bookings (the first run backfills a year), build the models on those, audit, publish
+## when every audit passed), report what the run did, then the dbt docs. First, a run whose
 ## process was killed is marked failed and its pool slot freed (orchestration/lib/recovery.py). Exits with the run's
 ## status: a run whose audits failed ends failed, after saying which checks withheld the publication.
 materialize: $(STAMP) dagster-home
