@@ -656,7 +656,16 @@ def _registry_models(con: duckdb.DuckDBPyConnection, models_dir: Path) -> tuple[
             f"select model_version, card_path from ml.win_models where {condition} "
             "order by training_cutoff desc, model_kind = 'gradient_boosting' desc limit 1"
         ).fetchone()
-        picked.append(_Served(store.load(row[0], models_dir), row[0], Path(row[1])) if row else None)
+        if row is None:
+            picked.append(None)
+            continue
+        try:
+            picked.append(_Served(store.load(row[0], models_dir), row[0], Path(row[1])))
+        except FileNotFoundError as error:
+            raise FileNotFoundError(
+                f"ml.win_models names model {row[0]}, but {models_dir} has no artifact for it ({error}). Restore the "
+                "model store (MODELS_DIR), or drop the ml schema to train and backfill again from scratch."
+            ) from error
     return picked[0], picked[1]
 
 
