@@ -270,7 +270,9 @@ def _encode(matrix: pd.DataFrame, categories: dict[str, list[str]]) -> pd.DataFr
 def _references(features: pd.DataFrame) -> dict[str, Any]:
     reference: dict[str, Any] = {}
     for column in NUMERIC:
-        reference[column] = float(np.nanmedian(features[column].to_numpy(dtype=float)))
+        # a column with no value at all (no activity yet, no FX rate for any amount) has a missing reference
+        values = features[column].to_numpy(dtype=float)
+        reference[column] = float(np.nanmedian(values)) if not np.isnan(values).all() else float("nan")
     for column in CATEGORICAL:
         counts = features[column].value_counts()
         reference[column] = str(counts.index[0]) if len(counts) else None
