@@ -226,7 +226,8 @@ class History:
 def load_history(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> History:
     """Bookings, the features mart's snapshots, the win scores and the rep versions, up to `as_of`. An amount
     without a value in the reporting currency (none entered, or no FX rate for its currency yet: dbt warns about
-    both) counts as 0."""
+    both) counts as 0. Every frame comes in a fixed order: the draws resample rows by position, so a rerun on the
+    same data gives the same forecast."""
     bookings = con.execute(
         """
         select b.opportunity_id, b.rep_id, b.team_id, b.territory_id,
@@ -236,6 +237,7 @@ def load_history(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> History:
         from marts.fct_bookings as b
         inner join marts.fct_opportunity as o on b.opportunity_id = o.opportunity_id
         where b.booking_date <= ?
+        order by b.booking_date, b.opportunity_id
         """,
         [as_of],
     ).df()
@@ -248,12 +250,13 @@ def load_history(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> History:
             forecast_category, cast(crm_probability as double) as crm_probability, is_pipeline_eligible
         from {FEATURES_TABLE}
         where snapshot_date <= ?
+        order by snapshot_date, opportunity_id
         """,
         [as_of],
     ).df()
     scores = con.execute(
         f"select opportunity_id, as_of_date - date '1970-01-01' as scored_day, p_win from {SCORES_TABLE} "
-        "where as_of_date <= ?",
+        "where as_of_date <= ? order by as_of_date, opportunity_id",
         [as_of],
     ).df()
     reps = con.execute(
@@ -263,6 +266,7 @@ def load_history(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> History:
             coalesce(cast(timezone('UTC', valid_to_at) as date) - date '1970-01-01', 1000000) as valid_to_day,
             is_active
         from marts.dim_rep
+        order by rep_id, valid_from_at
         """
     ).df()
     start_month = con.execute("select min(calendar_month) from marts.dim_date where fiscal_month = 1").fetchone()[0]
