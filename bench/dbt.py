@@ -39,12 +39,9 @@ from pathlib import Path
 
 import duckdb
 
-from orchestration.lib.dbt_project import READS_ML
+from orchestration.lib.dbt_project import DBT_EXECUTABLE, PROJECT_DIR, READS_ML
 
-PROJECT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
 FLOOR_SQL = Path(__file__).with_name("floor.sql")
-# The dbt of the environment this runs in, found without relying on an activated virtual environment's PATH.
-DBT_EXECUTABLE = str(Path(sys.executable).with_name("dbt"))
 DBT_ROW_TABLES = ("marts.fct_activity", "marts.fct_pipeline_daily")
 FLOOR_ROW_TABLES = ("floor.fct_activity", "floor.mart_pipeline_summary")
 COMPARED_TABLES = ("fct_activity", "mart_pipeline_summary")

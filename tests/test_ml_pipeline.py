@@ -19,6 +19,8 @@ from orchestration.lib.dbt_project import PROJECT_DIR
 from tests.conftest import run_refresh
 
 ML_ROWS = "select count(*) from ml.{table}"
+# the ml tables a run appends to (the backtests are recomputed)
+APPENDED_TABLES = ("win_probability", "win_models", "revenue_forecast")
 
 
 @pytest.fixture(scope="module")
@@ -28,10 +30,10 @@ def two_refreshes(tiny_world: Path, tmp_path_factory: pytest.TempPathFactory) ->
     shutil.copytree(tiny_world / "landing", folder / "landing")
     first = run_refresh(folder)
     with duckdb.connect(str(folder / "warehouse.duckdb"), read_only=True) as con:
-        after_first = {table: con.execute(ML_ROWS.format(table=table)).fetchone()[0] for table in appended_tables()}
+        after_first = {table: con.execute(ML_ROWS.format(table=table)).fetchone()[0] for table in APPENDED_TABLES}
     second = run_refresh(folder)
     with duckdb.connect(str(folder / "warehouse.duckdb"), read_only=True) as con:
-        after_second = {table: con.execute(ML_ROWS.format(table=table)).fetchone()[0] for table in appended_tables()}
+        after_second = {table: con.execute(ML_ROWS.format(table=table)).fetchone()[0] for table in APPENDED_TABLES}
     return {
         "folder": folder,
         "first": first,
@@ -39,10 +41,6 @@ def two_refreshes(tiny_world: Path, tmp_path_factory: pytest.TempPathFactory) ->
         "after_first": after_first,
         "after_second": after_second,
     }
-
-
-def appended_tables() -> list[str]:
-    return ["win_probability", "win_models", "revenue_forecast"]
 
 
 def materialized(result: dg.ExecuteInProcessResult) -> set[str]:

@@ -60,6 +60,14 @@ NOTHING_OPEN = (
 )
 
 
+def nothing_open(context: dg.AssetExecutionContext, keys: tuple[dg.AssetKey, ...]) -> list[dg.MaterializeResult]:
+    """The results of a stage that had no open deal to work on: its tables exist, empty, and say why."""
+    context.log.warning(NOTHING_OPEN)
+    return [
+        dg.MaterializeResult(asset_key=key, metadata={"dagster/row_count": 0, "note": NOTHING_OPEN}) for key in keys
+    ]
+
+
 def png_markdown(png: bytes | None, title: str) -> dg.MetadataValue:
     """A PNG shown inline in the Dagster UI (Markdown with a data URI)."""
     if not png:
@@ -121,9 +129,7 @@ def win_probability_stage(
                 log=context.log.info,
             )  # fmt: skip
     if as_of is None:
-        context.log.warning(NOTHING_OPEN)
-        for key in (WIN_MODELS, WIN_PROBABILITY, WIN_BACKTEST):
-            yield dg.MaterializeResult(asset_key=key, metadata={"dagster/row_count": 0, "note": NOTHING_OPEN})
+        yield from nothing_open(context, (WIN_MODELS, WIN_PROBABILITY, WIN_BACKTEST))
         return
     for decision in result.gate_decisions:
         (context.log.info if decision.served else context.log.warning)(
@@ -206,9 +212,7 @@ def revenue_forecast_stage(context: dg.AssetExecutionContext, config: RevenueFor
         else:
             result = run_forecast_stage(con, as_of, backfill_months=config.backfill_months, log=context.log.info)
     if as_of is None:
-        context.log.warning(NOTHING_OPEN)
-        for key in (REVENUE_FORECAST, FORECAST_BACKTEST):
-            yield dg.MaterializeResult(asset_key=key, metadata={"dagster/row_count": 0, "note": NOTHING_OPEN})
+        yield from nothing_open(context, (REVENUE_FORECAST, FORECAST_BACKTEST))
         return
     if result.skipped_dates:
         context.log.warning(
