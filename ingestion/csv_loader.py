@@ -1,20 +1,28 @@
 """Load CSV landing files into their canonical raw table, quarantining the rows that fail, inside DuckDB.
 
-A batch of files with the same header is read once by DuckDB's CSV reader with every column as text, a file index
-and a record number (small drops are batched because a statement's fixed cost, not the rows, dominates them); types
-and checks are then SQL over that text, so a bad value becomes a quarantine row with a reason instead of an error.
-Phone numbers are normalized once per distinct text (see `phones.py`): plain ones in SQL, the others in Python.
-Duplicates are looked up only for the few rows that can have them, which keeps a load close to the
-cost of DuckDB's bare `read_csv` (measured in `bench/`, see docs/benchmarks.md).
+A batch of files with the same header is loaded in one pass: DuckDB's CSV reader reads each file's records as text
+with their record number, SQL types them and runs the checks, and one `insert` writes every record straight into
+`raw.<table>` (small drops are batched because a statement's fixed cost, not the rows, dominates them). A record
+that fails a type or a check is written there too, flagged: its record number negated and its text, column by
+column, in `_extra_columns`. Only when the pass flagged rows, or when a key repeats within a file, does a second
+pass run, over those rows alone: it works out their problems, writes them to `quarantine.<table>` with a reason,
+their line and their text as it is in the file, and deletes them from `raw` before the batch's transaction commits,
+so nothing outside the transaction ever sees a flagged row. A file is read again as text only for what that second
+pass cannot know from the flagged rows: exact repeats of a record whose key repeats, and the line of a quarantined
+record in a file where some record spans several lines. A clean batch writes each row once and no stage table.
+Phone numbers are normalized once per distinct text before the pass (see `phones.py`): plain ones in SQL, the
+others in Python. The cost is measured against DuckDB's bare `read_csv` in `bench/` (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import io
 import re
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -135,8 +143,10 @@ def check_header(mapping: FileMapping, path: Path) -> tuple[list[str], list[str]
             "in SOURCE_MAPPINGS_DIR, and the file loads on the next run"
         )
     file_columns = _file_columns(mapping, path)
-    missing = [name for name in mapping.source_columns if name not in file_columns]
-    extra = [name for name in file_columns if name not in set(mapping.source_columns)]
+    mapped = mapping.source_columns  # a property that walks every column: read once
+    known = set(mapped)
+    missing = [name for name in mapped if name not in file_columns]
+    extra = [name for name in file_columns if name not in known]
     required_missing = [name for name in mapping.required_source_columns() if name not in file_columns]
     if required_missing:
         raise FileRejected(
@@ -156,50 +166,39 @@ def load_csv_batch(
 ) -> list[FileOutcome]:
     """Append the good rows of files sharing one header to `raw.<table>`, the others to `quarantine.<table>`.
 
-    Runs in the caller's transaction; raises `FileRejected` when a file cannot be read at all (for a batch of more
-    than one file the caller retries them one by one, to know which).
+    Runs in the caller's transaction, inside `optimizers_restored`; raises `FileRejected` when a file cannot be
+    read at all (for a batch of more than one file the caller retries them one by one, to know which).
     """
     table = mapping.table
-    missing = [name for name in mapping.source_columns if name not in file_columns]
-    extra = [name for name in file_columns if name not in set(mapping.source_columns)]
+    mapped = mapping.source_columns
+    known = set(mapped)
+    missing = [name for name in mapped if name not in file_columns]
+    extra = [name for name in file_columns if name not in known]
     _stage_files(con, files)
-    _read_into_stage(con, mapping, [file.pending.path for file in files], file_columns)
     sources = {source.canonical: source for source in mapping.columns}
-    _normalize_phones(con, table, sources, file_columns, context.phones, mapping.internal_extensions)
-    con.execute(
-        "create or replace temp table _problems "
-        "(_file integer, _record_number bigint, code varchar, column_name varchar, message varchar)"
-    )
-    _find_repeats(con, file_columns, _key_text(mapping, file_columns))
+    paths = [(index, file.pending.path) for index, file in enumerate(files)]
+    numbers = _records(mapping, paths, file_columns, numbered=False)
+    _normalize_phones(con, table, sources, file_columns, context.phones, mapping.internal_extensions, numbers.sql)
     if any(source.timezone_column in file_columns for source in mapping.columns if source.timezone_column):
         # the zones DuckDB knows: a per-row zone is checked against them before `timezone()`, which fails on others
         con.execute("create or replace temp table _zones as select distinct name from pg_timezone_names()")
     plan = _typing_plan(table, sources, file_columns, extra, mapping.internal_extensions)
-    # One pass types every row and flags the bad ones; the problems are then worked out for the flagged rows only.
-    con.execute(
-        f"create or replace temp table _typed as select s._file, s._record_number, {', '.join(plan.selects)}, "
-        f"(({plan.bad}) or (s._file, s._record_number) in (select (_file, _record_number) from _problems)) as _bad "
-        f"{plan.from_clause}"
+    loaded_at = f"{quote_literal(context.loaded_at.isoformat())}::timestamptz"
+    records = _records(mapping, paths, file_columns)
+    _insert_in_file_order(
+        con, f"insert into raw.{ident(table.name)} by name {plan.raw_rows(records, file_columns, loaded_at)}"
     )
-    con.execute(
-        f"insert into raw.{ident(table.name)} by name select * exclude (_bad, _file), "
-        f"{quote_literal(context.loaded_at.isoformat())}::timestamptz as _loaded_at "
-        "from _typed where not _bad order by _file, _record_number"
-    )
-    if con.execute("select count(*) from _typed where _bad").fetchall()[0][0]:
-        only_bad = (
-            "from _src s semi join (select _file, _record_number from _typed where _bad) b "
-            "using (_file, _record_number)"
-        )
-        con.execute(
-            "insert into _problems select _file, _record_number, problem.code, problem.column_name, problem.message "
-            f"from (select s._file, s._record_number, unnest(list_filter({plan.problems}, lambda x: x is not null)) "
-            f"as problem {plan.from_clause.replace('from _src s', only_bad, 1)} where {plan.bad})"
-        )
-    quarantined = _quarantine(con, mapping, files, file_columns, context)
-    read = dict(con.execute("select _file, count(*) from _src group by _file").fetchall())
-    con.execute("drop table _src; drop table _typed; drop table _problems; drop table _phones; drop table _files")
-    con.execute("drop table if exists _zones")
+    batch = _batch_rows(table, loaded_at)
+    read, flagged = {}, 0
+    for index, rows, bad in con.execute(
+        f"select f.file_index, count(*), count(*) filter (where r._record_number < 0) {batch} group by all"
+    ).fetchall():
+        read[index], flagged = rows, flagged + bad
+    repeated = _files_with_repeated_keys(con, mapping, file_columns, batch)
+    quarantined: dict[int, int] = {}
+    if flagged or repeated:
+        quarantined = _hold_back(con, mapping, files, file_columns, plan, loaded_at, read, repeated, context)
+    drop_batch_tables(con)
     return [
         FileOutcome(
             status="loaded",
@@ -212,6 +211,65 @@ def load_csv_batch(
         )
         for index in range(len(files))
     ]
+
+
+def _batch_rows(table: CanonicalTable, loaded_at: str) -> str:
+    """SQL `from ... where ...` for the batch's rows in `raw.<table>` (as `r`, their file as `f`).
+
+    The batch's rows are the only ones with its `_loaded_at`: DuckDB's zone maps skip every row group written before,
+    so a query over them reads the batch alone however large the table has grown.
+    """
+    return f"from raw.{ident(table.name)} r join _files f on f.load_id = r._load_id where r._loaded_at = {loaded_at}"
+
+
+# The temporary tables a batch works in; all dropped when it ends, or when its transaction is rolled back.
+BATCH_TABLES = (
+    "_files",
+    "_zones",
+    "_phones",
+    "_phone_pairs",
+    "_phone_keys",
+    "_phone_new",
+    "_phone_fast",
+    "_src",
+    "_held",
+    "_problems",
+    "_repeats",
+    "_lines",
+)
+
+
+@contextlib.contextmanager
+def optimizers_restored(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Give the connection its optimizer settings back when a batch ends, however it ends.
+
+    The single pass turns one optimizer off (`_insert_in_file_order`), and a statement that fails aborts the
+    transaction, where no setting can change: enter this outside the batch's transaction, so that it restores them
+    after the rollback.
+    """
+    (previous,) = con.execute("select current_setting('disabled_optimizers')").fetchone()
+    try:
+        yield
+    finally:
+        con.execute(f"set disabled_optimizers = {quote_literal(previous)}")
+
+
+def _insert_in_file_order(con: duckdb.DuckDBPyConnection, sql: str) -> None:
+    """Run the single pass with the sides of each hash join as written (DuckDB's `build_side_probe_side` off).
+
+    DuckDB estimates 42 rows for a CSV file it reads without sniffing it, and would build its hash tables on the
+    batch's records (holding all of them in memory, their file order lost) instead of on the numbers, zones and
+    files they look up. Other statements keep the optimizer: their inputs are tables whose size DuckDB knows.
+    """
+    (previous,) = con.execute("select current_setting('disabled_optimizers')").fetchone()
+    disabled = ",".join(filter(None, [previous, "build_side_probe_side"]))
+    con.execute(f"set disabled_optimizers = {quote_literal(disabled)}")
+    _read(con, sql)  # on failure, `optimizers_restored` sets the optimizers back after the rollback
+    con.execute(f"set disabled_optimizers = {quote_literal(previous)}")
+
+
+def drop_batch_tables(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("; ".join(f"drop table if exists {name}" for name in BATCH_TABLES))
 
 
 def _stage_files(con: duckdb.DuckDBPyConnection, files: list[BatchFile]) -> None:
@@ -284,37 +342,71 @@ def _layout_of(mapping: FileMapping, head: str) -> tuple[str, ...]:
     return layout
 
 
-def _read_into_stage(
-    con: duckdb.DuckDBPyConnection, mapping: FileMapping, paths: list[Path], columns: list[str]
-) -> None:
-    """`_src`: every record as text, with its file index and record number (1-based, in file order).
+# Up to this many bytes, a batch's files are read by one multi-file reader and numbered by a window that holds the
+# batch; above it, each file has a reader of its own, numbered as it streams. Binding a reader costs about 1 ms, which
+# the small drops of `demo` feel: 64 files of 0.4 MB (Account) in 58 ms one way and 133 ms the other, 64 files of
+# 19 MB (Task) in 0.88 s either way.
+SMALL_BATCH_BYTES = 16 * 1024 * 1024
 
-    `row_number() over ()` is a streaming window in DuckDB and sees the rows in file order (insertion order is
-    preserved by default); with several files the reader returns them in list order, so a record's number is its
-    position minus the position of its file's first record.
+
+@dataclass(frozen=True)
+class Records:
+    """SQL for a relation of the records of some files as text, and whether it yields them in file order."""
+
+    sql: str
+    in_file_order: bool
+
+
+def _records(mapping: FileMapping, files: list[tuple[int, Path]], columns: list[str], numbered: bool = True) -> Records:
+    """Every record of the files as text, with its file's index in the batch (`_file`) and its record number
+    (`_record_number`, 1-based, in file order); `numbered=False` leaves both out, for a query that needs neither.
+
+    `row_number() over ()` is a streaming window that sees a reader's rows in file order (insertion order is preserved
+    by default), and a multi-file reader returns its files in list order. A large batch has a reader per file under
+    one `union all`, each numbered as it streams; a small one has one reader, whose position of a record less that of
+    its file's first record is its number (see `SMALL_BATCH_BYTES`). DuckDB 2.0.1's multi-file reader lets a file
+    that stops inside a quoted value pass, and `ingest_csv_table` loads a file that does not end with a line break
+    on its own, where it fails as it should.
     """
     spec = "{" + ", ".join(f"{quote_literal(name)}: 'VARCHAR'" for name in columns) + "}"
-    listing = "[" + ", ".join(quote_literal(str(path)) for path in paths) + "]"
     options = (
         f"columns = {spec}, header = {str(mapping.header).lower()}, delim = {quote_literal(mapping.delimiter)}, "
         f"quote = {quote_literal(mapping.quote)}, escape = {quote_literal(mapping.quote)}, strict_mode = true, "
         "null_padding = false, auto_detect = false, encoding = 'utf-8', allow_quoted_nulls = true"
     )
-    if len(paths) == 1:
-        query = f"select 0 as _file, row_number() over () as _record_number, * from read_csv({listing}, {options})"
-    else:
-        query = f"""
-            with numbered as (
-                select row_number() over () as _position, *
-                from read_csv({listing}, {options}, filename = '_path')
-            )
+    listing = "[" + ", ".join(quote_literal(str(path)) for _, path in files) + "]"
+    if not numbered:
+        return Records(f"read_csv({listing}, {options})", in_file_order=True)
+    if len(files) > 1 and sum(path.stat().st_size for _, path in files) <= SMALL_BATCH_BYTES:
+        return Records(
+            f"""(
             select f.file_index as _file,
                 _position - min(_position) over (partition by f.file_index) + 1 as _record_number,
                 numbered.* exclude (_position, _path)
-            from numbered join _files f on f.path = numbered._path
-        """
+            from (select row_number() over () as _position, * from read_csv({listing}, {options}, filename = '_path'))
+                numbered
+            join _files f on f.path = numbered._path
+            )""",
+            in_file_order=False,
+        )
+    readers = " union all ".join(
+        f"select {index} as _file, row_number() over () as _record_number, * "
+        f"from read_csv({quote_literal(str(path))}, {options})"
+        for index, path in files
+    )
+    return Records(f"({readers})", in_file_order=True)
+
+
+def _read(con: duckdb.DuckDBPyConnection, sql: str) -> None:
+    """Run a statement that reads landing files; a file the reader cannot read raises `FileRejected`.
+
+    Running out of the memory budget is not the file's fault: that error goes up as it is, and the file is read
+    again by the next run.
+    """
     try:
-        con.execute(f"create or replace temp table _src as {query}")
+        con.execute(sql)
+    except duckdb.OutOfMemoryException:
+        raise
     except duckdb.Error as error:
         raise FileRejected(describe_read_error(str(error)), detail=str(error)) from None
 
@@ -414,10 +506,11 @@ def _number(source: ColumnSource, text: str) -> str:
 
 
 def _zone_of(
-    column: CanonicalColumn, source: ColumnSource, text: str, file_columns: list[str], index: int, joins: list[str]
-) -> tuple[str | None, list[tuple[str, str, str]], str]:
-    """The zone a timestamp column's local times are read in (SQL, None when the values must carry one), the checks
-    on a per-row zone, and SQL that is true when a row's zone is the problem (not its value)."""
+    column: CanonicalColumn, source: ColumnSource, file_columns: list[str], index: int, plan: TypingPlan
+) -> tuple[str | None, list[Check], str]:
+    """The zone a timestamp column's local times are read in (SQL over the text row, None when the values must carry
+    one), the checks on a per-row zone, and SQL that is true when a row's zone is the problem (not its value); the
+    last two over the derived row, where the column's text is `_text_<index>`."""
     fixed = quote_literal(source.timezone) if source.timezone else None
     if column.type != "timestamp" or source.epoch or not source.timezone_column:
         return fixed, [], "false"
@@ -425,14 +518,17 @@ def _zone_of(
         return fixed, [], "false"
     zone_text = f"nullif(trim(s.{ident(source.timezone_column)}), '')"
     alias = f"z{index}"
-    joins.append(f"left join _zones {alias} on {alias}.name = {zone_text}")
+    plan.joins.append(f"left join _zones {alias} on {alias}.name = {zone_text}")
+    plan.derived.append(f"{alias}.name as _zone_{index}")
     zone = f"(case when {zone_text} is null then {fixed or 'null::varchar'} else {alias}.name end)"
     label, where = column.name, quote_literal(source.timezone_column)  # a file column's name: passed as a value
-    unknown = f"{text} is not null and {zone_text} is not null and {alias}.name is null"
+    text = f"s._text_{index}"
+    unknown = f"{text} is not null and {zone_text} is not null and s._zone_{index} is null"
     checks = [
-        (
+        Check(
             unknown,
             "unknown_time_zone",
+            label,
             f"format('{label} ''{{}}'': time zone ''{{}}'' (column {{}}) is not a known IANA time zone', "
             f"{text}, {zone_text}, {where})",
         )
@@ -446,9 +542,10 @@ def _zone_of(
             carries_zone = f"(suffix({text}, 'Z') or regexp_matches({text}, '{_ZONE_SUFFIX}'))"
         empty = f"{text} is not null and {zone_text} is null and not {carries_zone}"
         checks.append(
-            (
+            Check(
                 empty,
                 "no_time_zone",
+                label,
                 f"format('{label} ''{{}}'' has no time zone: column {{}} is empty, so it cannot be placed in "
                 f"UTC', {text}, {where})",
             )
@@ -475,35 +572,56 @@ def _normalize_phones(
     sources: dict[str, ColumnSource],
     file_columns: list[str],
     phones: PhoneNormalizer,
-    internal: str | None = None,
+    internal: str | None,
+    records: str,
 ) -> None:
-    """`_phones(text, region, e164, problem)` for the distinct numbers of the batch's phone columns (internal
-    extensions, which have no E.164, left out).
+    """`_phones(written, region, e164, problem)` for the distinct numbers of the batch's phone columns in `records`,
+    as written (internal extensions, which have no E.164, left out). The files are read for their numbers alone, all
+    phone columns in one scan: DuckDB's reader converts only the columns a query uses.
 
     `raw.phone_numbers` remembers every (text, default region) ever parsed, across runs and tables, and every valid
     number under its own E.164 text too: a call record's "+14155550100" is then known from the contact whose phone
-    was written "(415) 555-0100", and only numbers never seen before reach `phonenumbers`.
+    was written "(415) 555-0100", and only numbers never seen before reach `phonenumbers`. A number is looked up by
+    its key (`_phone_key`), worked out once per distinct number rather than once per row.
     """
     con.execute(PHONE_NUMBERS_DDL)
-    selects = []
+    numbers, regions = [], []
     for column in table.columns:
         if column.type != "phone":
             continue
         text = _text(sources[column.name], file_columns)
         if text is None:
             continue
-        region = _phone_region(column, sources, file_columns)
-        selects.append(
-            f"select {_phone_key(text, region)} as text, {region} as region from _src s where {text} is not null "
-            f"and not {_is_extension(text, internal)}"
-        )
-    union = " union all ".join(selects) or "select null::varchar as text, null::varchar as region where false"
-    con.execute(f"create or replace temp table _phone_pairs as select distinct text, region from ({union})")
+        numbers.append(f"case when {_is_extension(text, internal)} then null else {text} end")
+        regions.append(_phone_region(column, sources, file_columns))
+    if not numbers:
+        return
+    _read(
+        con,
+        "create or replace temp table _phone_pairs as select distinct written, region from ("
+        f"select unnest([{', '.join(numbers)}]) as written, unnest([{', '.join(regions)}]) as region from {records} s"
+        ") where written is not null",
+    )
+    con.execute(
+        "create or replace temp table _phone_keys as "
+        f"select written, region, {_phone_key('written', 'region')} as text from _phone_pairs"
+    )
     con.execute(
         "create or replace temp table _phone_new as "
-        "select text, region from _phone_pairs anti join raw.phone_numbers using (text, region)"
+        "select distinct text, region from _phone_keys anti join raw.phone_numbers using (text, region)"
     )
-    # The plain, valid numbers in one vectorized query with `phonenumbers`' rules, the rest through `phonenumbers`.
+    if con.execute("select count(*) from _phone_new").fetchone()[0]:
+        _remember_numbers(con, phones)
+    con.execute(
+        "create or replace temp table _phones as select k.written, k.region, n.e164, n.problem "
+        "from _phone_keys k join raw.phone_numbers n using (text, region)"
+    )
+    con.execute("drop table _phone_pairs; drop table _phone_keys; drop table _phone_new")
+
+
+def _remember_numbers(con: duckdb.DuckDBPyConnection, phones: PhoneNormalizer) -> None:
+    """Add the numbers of `_phone_new` to `raw.phone_numbers`: the plain, valid ones in one vectorized query with
+    `phonenumbers`' rules, the rest through `phonenumbers`."""
     con.execute(f"create or replace temp table _phone_fast as {e164_sql_for(con, '_phone_new')}")
     con.execute("insert into raw.phone_numbers select text, region, e164, null from _phone_fast where e164 is not null")
     unknown = con.execute("select text, region from _phone_fast where e164 is null").fetchall()
@@ -525,11 +643,7 @@ def _normalize_phones(
         "(select 1 from raw.phone_numbers n where n.text = a.e164 and n.region = '')"
     )
     con.unregister("_phones_arrow")
-    con.execute(
-        "create or replace temp table _phones as "
-        "select n.* from raw.phone_numbers n semi join _phone_pairs using (text, region)"
-    )
-    con.execute("drop table _phone_pairs; drop table _phone_new; drop table _phone_fast")
+    con.execute("drop table _phone_fast")
 
 
 def _phone_key(text: str, region: str) -> str:
@@ -561,13 +675,79 @@ def _is_extension(text: str, internal: str | None) -> str:
 
 
 @dataclass(frozen=True)
-class TypingPlan:
-    """SQL fragments over `_src s`: the typed columns, whether a row fails, and why."""
+class Check:
+    """A check on a row: SQL over the derived row (see `TypingPlan`), true when the row fails it, and its problem."""
 
-    selects: list[str]
-    bad: str
-    problems: str
-    from_clause: str
+    condition: str
+    code: str
+    column: str
+    message: str  # SQL for the sentence
+
+
+@dataclass
+class TypingPlan:
+    """How records as text become raw rows, as SQL in steps over a relation `s` of text records (`_file`,
+    `_record_number` and the file's columns).
+
+    `derived` (with `joins`) types each value once and takes what the checks need from the joined tables; `checks`
+    then read those values by name, and a row fails when any does (`_bad`); `values` are the raw columns. Each step
+    reads the one before by name, so no typing expression runs twice for a row: DuckDB's common-subexpression
+    elimination leaves CASE, AND and OR alone (they short-circuit), and the checks are made of them.
+    """
+
+    derived: list[str] = field(default_factory=list)
+    joins: list[str] = field(default_factory=lambda: ["join _files f on f.file_index = s._file"])
+    checks: list[Check] = field(default_factory=list)
+    values: list[str] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)
+
+    def rows(self, records: str) -> str:
+        """SQL: the records with their derived values and `_bad`."""
+        bad = " or ".join(f"coalesce({check.condition}, false)" for check in self.checks) or "false"
+        derived = ", ".join(["s.*", *self.derived])
+        return f"select s.*, {bad} as _bad from (select {derived} from {records} s {' '.join(self.joins)}) s"
+
+    def raw_rows(self, records: Records, file_columns: list[str], loaded_at: str) -> str:
+        """SQL: a row of `raw.<table>` per record, in file order. A row that fails carries its record number negated
+        and every column's text in `_extra_columns`, for the second pass (see the module's docstring)."""
+        names = ", ".join(quote_literal(name) for name in file_columns)
+        texts = ", ".join(f"s.{ident(name)}" for name in file_columns)
+        order = "" if records.in_file_order else " order by s._file, s._record_number"
+        return (
+            f"select {', '.join(self.values)}, s._source_file, s._load_id, "
+            "case when s._bad then -s._record_number else s._record_number end as _record_number, "
+            f"case when s._bad then map([{names}], [{texts}]) else {self._extra_columns()} end as _extra_columns, "
+            f"{loaded_at} as _loaded_at from ({self.rows(records.sql)}) s{order}"
+        )
+
+    def problems(self, records: str) -> str:
+        """SQL: (_file, _record_number, code, column_name, message) for each check each record fails."""
+        cases = ", ".join(
+            f"case when {check.condition} then {{'code': {quote_literal(check.code)}, "
+            f"'column_name': {quote_literal(check.column)}, 'message': {check.message}}} end"
+            for check in self.checks
+        )
+        listing = f"[{cases}]" if cases else "[]::struct(code varchar, column_name varchar, message varchar)[]"
+        return (
+            "select _file, _record_number, problem.code, problem.column_name, problem.message from ("
+            f"select s._file, s._record_number, unnest(list_filter({listing}, lambda x: x is not null)) as problem "
+            f"from ({self.rows(records)}) s where s._bad)"
+        )
+
+    def _extra_columns(self) -> str:
+        if not self.extra:
+            return "null::map(varchar, varchar)"
+        keys = ", ".join(quote_literal(name) for name in self.extra)
+        return f"map([{keys}], [{', '.join(f's.{ident(name)}' for name in self.extra)}])"
+
+
+_EXPECTED = {
+    "integer": "a whole number",
+    "decimal": "a number",
+    "boolean": "true or false",
+    "date": "a date",
+    "timestamp": "a date-time",
+}
 
 
 def _typing_plan(
@@ -578,8 +758,13 @@ def _typing_plan(
     internal: str | None = None,
 ) -> TypingPlan:
     """Typed columns and checks for every canonical column; extra file columns go into a map."""
-    selects = ["f.relative as _source_file", "f.load_id as _load_id"]
-    failures, problems, joins = [], [], ["join _files f on f.file_index = s._file"]
+    plan = TypingPlan(extra=extra)
+    plan.derived += [
+        "f.relative as _source_file",
+        "f.load_id as _load_id",
+        "f.export_date as _export_date",
+        "f.export_bound as _export_bound",
+    ]
     for index, column in enumerate(table.columns):
         source = sources[column.name]
         text = _text(source, file_columns)
@@ -588,62 +773,66 @@ def _typing_plan(
             # every number of the call is an extension: a call between colleagues
             phones = [_text(sources[phone], file_columns) for phone in column.internal_when]
             both = " and ".join(_is_extension(phone, internal) if phone else "false" for phone in phones)
-            selects.append(f"{both if internal else 'false'} as {name}")
+            plan.values.append(f"{both if internal else 'false'} as {name}")
             continue
         if text is None:
-            selects.append(f"null::{sql_type(column)} as {name}")
+            plan.values.append(f"null::{sql_type(column)} as {name}")
             if column.type == "phone":
-                selects.append(f"null::varchar as {ident(column.name + '_e164')}")
+                plan.values.append(f"null::varchar as {ident(column.name + '_e164')}")
             continue
-        zone, zone_checks, zone_problem = _zone_of(column, source, text, file_columns, index, joins)
-        typed = _typed(column, source, text, zone)
+        plan.derived.append(f"{text} as _text_{index}")
+        zone, zone_checks, zone_problem = _zone_of(column, source, file_columns, index, plan)
+        value = f"s._text_{index}"  # the text, in the derived row
+        typed = value
+        if column.type not in ("id", "string", "phone"):
+            plan.derived.append(f"{_typed(column, source, text, zone)} as _typed_{index}")
+            typed = f"s._typed_{index}"
         label = column.name
-        checks: list[tuple[str, str, str]] = [*zone_checks]  # (condition, code, message SQL)
+        checks: list[Check] = [*zone_checks]
         if column.required:
-            checks.append((f"{text} is null", "missing_value", quote_literal(f"{label} is empty")))
+            checks.append(Check(f"{value} is null", "missing_value", label, quote_literal(f"{label} is empty")))
         if column.type == "phone":
             alias = f"p{index}"
             region = _phone_region(column, sources, file_columns)
-            joins.append(
-                f"left join _phones {alias} on {alias}.text = {_phone_key(text, region)} and {alias}.region = {region}"
-            )
-            extension = _is_extension(text, internal)
-            selects.append(
-                f"{text} as {name}, case when {extension} then null else {alias}.e164 end "
+            plan.joins.append(f"left join _phones {alias} on {alias}.written = {text} and {alias}.region = {region}")
+            plan.derived += [
+                f"{_is_extension(text, internal)} as _extension_{index}",
+                f"{alias}.e164 as _e164_{index}",
+                f"{alias}.problem as _phone_problem_{index}",
+            ]
+            extension = f"s._extension_{index}"
+            plan.values.append(
+                f"{value} as {name}, case when {extension} then null else s._e164_{index} end "
                 f"as {ident(column.name + '_e164')}"
             )
             checks.append(
-                (
-                    f"{text} is not null and not {extension} and {alias}.e164 is null",
+                Check(
+                    f"{value} is not null and not {extension} and s._e164_{index} is null",
                     "invalid_phone",
-                    f"format('{label} ''{{}}'' {{}}', {text}, {alias}.problem)",
+                    label,
+                    f"format('{label} ''{{}}'' {{}}', {value}, s._phone_problem_{index})",
                 )
             )
         else:
-            selects.append(f"{typed} as {name}")
+            plan.values.append(f"{typed} as {name}")
         if column.type == "timestamp" and not source.format and zone is None and not source.epoch:
             checks.append(
-                (
-                    f"{text} is not null and {typed} is null and try_cast({text} as timestamp) is not null",
+                Check(
+                    f"{value} is not null and {typed} is null and try_cast({value} as timestamp) is not null",
                     "no_time_zone",
-                    f"format('{label} ''{{}}'' has no time zone, so it cannot be placed in UTC', {text})",
+                    label,
+                    f"format('{label} ''{{}}'' has no time zone, so it cannot be placed in UTC', {value})",
                 )
             )
             checks.append(
-                (
-                    f"{text} is not null and {typed} is null and try_cast({text} as timestamp) is null",
+                Check(
+                    f"{value} is not null and {typed} is null and try_cast({value} as timestamp) is null",
                     "not_a_timestamp",
-                    f"format('{label} ''{{}}'' is not a date-time', {text})",
+                    label,
+                    f"format('{label} ''{{}}'' is not a date-time', {value})",
                 )
             )
-        elif column.type in ("integer", "decimal", "boolean", "date", "timestamp"):
-            what = {
-                "integer": "a whole number",
-                "decimal": "a number",
-                "boolean": "true or false",
-                "date": "a date",
-                "timestamp": "a date-time",
-            }[column.type]
+        elif column.type in _EXPECTED:
             expected = f" in the format {source.format}" if source.format else ""
             if source.epoch:
                 expected = f" as a count of {source.epoch} since 1970"
@@ -651,56 +840,47 @@ def _typing_plan(
                 column.type, "not_a_date"
             )
             checks.append(
-                (
-                    f"{text} is not null and {typed} is null and not {zone_problem}",
+                Check(
+                    f"{value} is not null and {typed} is null and not {zone_problem}",
                     code,
-                    f"format('{label} ''{{}}'' is not {what}{expected}', {text})",
+                    label,
+                    f"format('{label} ''{{}}'' is not {_EXPECTED[column.type]}{expected}', {value})",
                 )
             )
         if column.min is not None:
             checks.append(
-                (
+                Check(
                     f"{typed} < {column.min}",
                     "below_minimum",
-                    f"format('{label} ''{{}}'' is {'negative' if column.min == 0 else f'below {column.min}'}', {text})",
+                    label,
+                    f"format('{label} ''{{}}'' is {'negative' if column.min == 0 else f'below {column.min}'}', "
+                    f"{value})",
                 )
             )
         if column.allowed:
-            allowed = ", ".join(quote_literal(value) for value in column.allowed)
+            allowed = ", ".join(quote_literal(choice) for choice in column.allowed)
             checks.append(
-                (
-                    f"{text} is not null and {text} not in ({allowed})",
+                Check(
+                    f"{value} is not null and {value} not in ({allowed})",
                     "not_allowed",
+                    label,
                     f"format('{label} ''{{}}'' is not one of the configured values ({', '.join(column.allowed)})', "
-                    f"{text})",
+                    f"{value})",
                 )
             )
         if column.not_after_export:
-            bound = "f.export_date" if column.type == "date" else "f.export_bound"
+            bound = "s._export_date" if column.type == "date" else "s._export_bound"
             checks.append(
-                (
+                Check(
                     f"{typed} > {bound}",
                     "after_export",
-                    f"format('{label} ''{{}}'' is later than the file''s export date {{}}', {text}, "
-                    "strftime(f.export_date, '%Y-%m-%d'))",
+                    label,
+                    f"format('{label} ''{{}}'' is later than the file''s export date {{}}', {value}, "
+                    "strftime(s._export_date, '%Y-%m-%d'))",
                 )
             )
-        for condition, code, message in checks:
-            failures.append(f"coalesce({condition}, false)")
-            problems.append(f"case when {condition} then {{'code': '{code}', 'column_name': {quote_literal(label)}, "
-                            f"'message': {message}}} end")  # fmt: skip
-    if extra:
-        keys = ", ".join(quote_literal(name) for name in extra)
-        values = ", ".join(f"s.{ident(name)}" for name in extra)
-        selects.append(f"map([{keys}], [{values}]) as _extra_columns")
-    else:
-        selects.append("null::map(varchar, varchar) as _extra_columns")
-    listing = (
-        "[" + ", ".join(problems) + "]"
-        if problems
-        else "[]::struct(code varchar, column_name varchar, message varchar)[]"
-    )
-    return TypingPlan(selects, " or ".join(failures) or "false", listing, "from _src s " + " ".join(joins))
+        plan.checks.extend(checks)
+    return plan
 
 
 def _key_text(mapping: FileMapping, file_columns: list[str]) -> str | None:
@@ -744,47 +924,144 @@ def _find_repeats(con: duckdb.DuckDBPyConnection, file_columns: list[str], key_t
     con.execute("drop table _repeats")
 
 
-def _quarantine(
-    con: duckdb.DuckDBPyConnection, mapping: FileMapping, files: list[BatchFile], file_columns: list[str],
+def _files_with_repeated_keys(
+    con: duckdb.DuckDBPyConnection, mapping: FileMapping, file_columns: list[str], batch: str
+) -> list[int]:
+    """The files of the batch in which two rows of `raw` share a key (all their values, for a table without one):
+    only they can hold an exact repeat of a record, and that costs one aggregate over the batch's rows to know."""
+    key = mapping.table.key if _key_text(mapping, file_columns) is not None else None
+    values = [*(f"r.{ident(name)}" for name in raw_columns(mapping.table)), "r._extra_columns"]
+    group = f"r.{ident(key)}" if key is not None else f"hash({', '.join(values)})"
+    return [
+        index
+        for (index,) in con.execute(
+            f"select distinct file_index from (select f.file_index {batch} group by f.file_index, {group} "
+            "having count(*) > 1) order by 1"
+        ).fetchall()
+    ]
+
+
+def _hold_back(
+    con: duckdb.DuckDBPyConnection,
+    mapping: FileMapping,
+    files: list[BatchFile],
+    file_columns: list[str],
+    plan: TypingPlan,
+    loaded_at: str,
+    read: dict[int, int],
+    repeated: list[int],
     context: LoadContext,
-) -> dict[int, int]:  # fmt: skip
-    """Write the bad rows to `quarantine.<table>` with line numbers and their text as it is in the file; return
-    the number of rows quarantined per file index."""
-    if not con.execute("select count(*) from _problems").fetchall()[0][0]:
-        return {}
+) -> dict[int, int]:
+    """The second pass, over the rows the first one flagged and the exact repeats of an earlier record of their file:
+    quarantine them with their problems and take them out of `raw`; the rows quarantined per file index.
+
+    The flagged rows carry their text (`TypingPlan.raw_rows`). A file is read again as text only where that is not
+    enough: to compare whole records where a key repeats, and to count the line breaks inside the values of earlier
+    records where a record spans several lines (a quarantined record's line is then not its number).
+    """
+    batch = _batch_rows(mapping.table, loaded_at)
+    con.execute(
+        "create or replace temp table _problems "
+        "(_file integer, _record_number bigint, code varchar, column_name varchar, message varchar)"
+    )
+    texts = ", ".join(f"r._extra_columns[{quote_literal(name)}] as {ident(name)}" for name in file_columns)
+    con.execute(
+        "create or replace temp table _held as select f.file_index as _file, -r._record_number as _record_number, "
+        f"{texts} {batch} and r._record_number < 0"
+    )
+    flagged = {index for (index,) in con.execute("select distinct _file from _held").fetchall()}
+    spanning = {
+        index
+        for index in flagged
+        if not _one_line_per_record(files[index].pending.path, read.get(index, 0), mapping.header)
+    }
+    again = sorted(set(repeated) | spanning)
+    if again:
+        paths = [(index, files[index].pending.path) for index in again]
+        _read(con, f"create or replace temp table _src as select * from {_records(mapping, paths, file_columns).sql}")
+        _find_repeats(con, file_columns, _key_text(mapping, file_columns))
+        con.execute(
+            "insert into _held by name select s.* from _src s semi join _problems p using (_file, _record_number) "
+            "anti join _held h using (_file, _record_number)"
+        )
+    con.execute(f"insert into _problems {plan.problems('_held')}")
+    _number_lines(con, file_columns, 2 if mapping.header else 1, again)
+    quarantined = _quarantine(con, mapping, files, file_columns, context)
+    (deleted,) = con.execute(
+        f"delete from raw.{ident(mapping.table.name)} r using _files f where f.load_id = r._load_id "
+        f"and r._loaded_at = {loaded_at} "
+        "and (f.file_index, abs(r._record_number)) in (select (_file, _record_number) from _problems)"
+    ).fetchone()
+    (left_flagged,) = con.execute(f"select count(*) {batch} and r._record_number < 0").fetchone()
+    if deleted != sum(quarantined.values()) or left_flagged:
+        # every row of a file is loaded or quarantined, never both or neither: the caller rolls the batch back
+        raise RuntimeError(
+            f"{mapping.table.name}: {deleted} row(s) taken out of raw for {sum(quarantined.values())} quarantined, "
+            f"{left_flagged} flagged row(s) left"
+        )
+    return quarantined
+
+
+def _one_line_per_record(path: Path, records: int, header: bool) -> bool:
+    """Whether each record of the file is one line of it: as many line breaks as records (and header), the last
+    one ending the file. A line break inside a value, or a blank line, makes one more."""
+    breaks, last = 0, b""
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 24):
+            breaks, last = breaks + chunk.count(b"\n"), chunk[-1:]
+    return last == b"\n" and breaks == records + header
+
+
+def _number_lines(
+    con: duckdb.DuckDBPyConnection, file_columns: list[str], first_line: int, read_again: list[int]
+) -> None:
+    """`_lines`: the first line of each held record and the line breaks inside its values. A record's first line
+    is the header's, then one line per earlier record plus the line breaks inside their values: counted in `_src`
+    for the files read again, none in the others (`_one_line_per_record`)."""
     newline_count = " + ".join(
         f"coalesce(length({ident(name)}) - length(replace({ident(name)}, chr(10), '')), 0)" for name in file_columns
     )
-    first_line = 2 if mapping.header else 1
-    # a record's first line: the header, then one line per earlier record plus the line breaks inside its values
+    others = f"select _file, _record_number, 0 as inner_newlines, {first_line} + _record_number - 1 as line from _held"
+    if not read_again:
+        con.execute(f"create or replace temp table _lines as {others}")
+        return
     con.execute(
         f"""
         create or replace temp table _lines as
         with counted as (
             select _file, _record_number, {newline_count} as inner_newlines
-            from _src semi join (select distinct _file from _problems) using (_file)
+            from _src semi join (select distinct _file from _held) using (_file)
         )
         select _file, _record_number, inner_newlines,
             {first_line} + _record_number - 1
                 + coalesce(sum(inner_newlines) over (partition by _file order by _record_number
                     rows between unbounded preceding and 1 preceding), 0) as line
         from counted
+        union all
+        {others} where _file not in ({", ".join(map(str, read_again))})
         """
     )
+
+
+def _quarantine(
+    con: duckdb.DuckDBPyConnection, mapping: FileMapping, files: list[BatchFile], file_columns: list[str],
+    context: LoadContext,
+) -> dict[int, int]:  # fmt: skip
+    """Write the held rows to `quarantine.<table>` with their line numbers and their text as it is in the file;
+    return the number of rows quarantined per file index."""
     rows = con.execute(
         f"""
         select s._file, s._record_number, l.line, l.inner_newlines, {_key_text(mapping, file_columns) or "null"},
             string_agg(p.message, '; ' order by p.message),
             list(distinct p.code order by p.code),
             list(distinct p.column_name order by p.column_name) filter (where p.column_name <> '')
-        from _src s
+        from _held s
         join _lines l using (_file, _record_number)
         join _problems p using (_file, _record_number)
         group by all
         order by s._file, s._record_number
         """
     ).fetchall()
-    con.execute("drop table _lines")
     texts: dict[tuple[int, int], str] = {}
     for index, file in enumerate(files):
         spans = {line: line + inner for file_index, _, line, inner, *_ in rows if file_index == index}

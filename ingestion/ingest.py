@@ -21,8 +21,10 @@ from ingestion.csv_loader import (
     FileRejected,
     LoadContext,
     check_header,
+    drop_batch_tables,
     ensure_tables,
     load_csv_batch,
+    optimizers_restored,
 )
 from ingestion.ledger import (
     FileOutcome,
@@ -221,6 +223,7 @@ def ingest_csv_table(
             batch_columns = columns
         if batch:
             loader.load(mapping, batch, batch_columns)
+        loader.record_finished()
     return loader.result
 
 
@@ -266,6 +269,7 @@ class _TableLoader:
         self.con, self.run_id, self.phones, self.log = con, run_id, phones, log
         self.result = TableLoad(table)
         self.expected = 0
+        self.finished: list[LedgerEntry] = []  # ledger rows of files that load nothing, not written yet
 
     def load(self, mapping: FileMapping, files: list[PendingFile], columns: list[str]) -> None:
         """Announce the batch in the ledger, then load it (see `_load_announced`)."""
@@ -275,7 +279,8 @@ class _TableLoader:
             self._entry(mapping, item.pending, FileOutcome("loaded"), item.load_id, started_at) for item in batch
         ]
         record_started(self.con, entries)
-        self._load_announced(mapping, batch, columns, started_at)
+        with optimizers_restored(self.con):
+            self._load_announced(mapping, batch, columns, started_at)
 
     def _load_announced(
         self, mapping: FileMapping, batch: list[BatchFile], columns: list[str], started_at: dt.datetime
@@ -295,17 +300,7 @@ class _TableLoader:
             self.con.execute("commit")
         except FileRejected as rejected:
             self.con.execute("rollback")
-            for name in (
-                "_src",
-                "_typed",
-                "_problems",
-                "_phones",
-                "_files",
-                "_repeats",
-                "_lines",
-                "_zones",
-            ):
-                self.con.execute(f"drop table if exists {name}")
+            drop_batch_tables(self.con)
             if len(batch) > 1:  # find the unreadable file(s): the others load on their own
                 for item in batch:
                     self._load_announced(mapping, [item], columns, started_at)
@@ -323,9 +318,16 @@ class _TableLoader:
             self._report(mapping, item.pending, outcome)
 
     def finish(self, mapping: FileMapping, file: PendingFile, outcome: FileOutcome) -> None:
-        """Ledger a file that loads nothing (skipped or rejected)."""
-        record(self.con, [self._entry(mapping, file, outcome, uuid.uuid4().hex, dt.datetime.now(dt.UTC))])
+        """Ledger a file that loads nothing (skipped or rejected); its row is written by `record_finished`."""
+        self.finished.append(self._entry(mapping, file, outcome, uuid.uuid4().hex, dt.datetime.now(dt.UTC)))
         self._report(mapping, file, outcome)
+
+    def record_finished(self) -> None:
+        """Write the ledger rows of the files that loaded nothing, in one insert: one commit each made a drop of
+        identical exports (a `demo` CRM skips 175 files) cost 1.7 s. A run stopped before leaves no trace of
+        them, and the next run decides them again the same way."""
+        record(self.con, self.finished)
+        self.finished = []
 
     def _entry(
         self, mapping: FileMapping, file: PendingFile, outcome: FileOutcome, load_id: str, started_at: dt.datetime
