@@ -1,13 +1,14 @@
-"""Transformation stages for `python -m bench run`, each run as its own process by `bench.probe`.
+"""The transformation stage for `python -m bench run`, run as its own process by `bench.probe`, and by hand.
 
-`build` runs `dbt build` (models and their tests) on `dbt_project/` against a warehouse file and prints
-`MODELS=<models built>` and `ROWS=<rows in marts.fct_activity + marts.fct_pipeline_daily>`.
+`build` runs `dbt build` (models, data tests and unit tests) on `dbt_project/` against a warehouse file and prints
+`MODELS=<models built>` and `ROWS=<rows in marts.fct_activity + marts.fct_pipeline_daily>`, then the build's profile
+from its run_results.json: the time dbt spent in each kind of node and the slowest models, the figures
+docs/benchmarks.md quotes. Build twice on one warehouse, in full (`--full-refresh`) and again after the next day's
+drop is loaded, to compare an incremental build with a full one:
 
-`floor` is the bar the dbt build is measured against: `bench/floor.sql`, one hand-written DuckDB script that
-computes `marts.fct_activity` and `marts.mart_pipeline_summary` straight from `raw.*` into the schema `floor`, the
-way a person would write it for DuckDB alone (QUALIFY, ASOF joins, no views, temporary tables only for what both
-facts read). It prints `ROWS=<rows in floor.fct_activity + floor.mart_pipeline_summary>`: the rows it writes, which
-are not the rows `build` counts, so compare the two stages by wall time, not by rows per second.
+    python -m bench.dbt build --warehouse W --full-refresh
+    python -m bench.ingest load --landing L --database W      # after `python -m simulator advance --days 1`
+    python -m bench.dbt build --warehouse W
 
 dbt runs as a subprocess of the environment's `dbt` executable rather than through `dbtRunner`: Dagster's
 `DbtCliResource` runs dbt that way, so the bench times what the refresh job runs, and the warehouse file is
@@ -15,17 +16,6 @@ closed when the process exits, before this one opens it to count rows. Its targe
 warehouse, not in `dbt_project/`, so a bench run neither competes with nor overwrites the artifacts of a build
 someone runs from the project; an incremental build after a full one reuses the full build's partial parse, as a
 deployed project does.
-
-The floor reproduces the dbt models' logic, their ties and fan-outs included: on the tiny world (seed 42) both
-tables match the dbt tables row for row, as of the latest drop and as of 2024-04-15 (`python -m bench.dbt compare`
-checks it). What can still tell them apart:
-
-- A user exported twice with the same `SystemModstamp` and different fields gives two versions with the same
-  time; both sides number them by `row_number()` in an order DuckDB does not fix, so the "current" one may differ.
-- Weighted amounts are DOUBLE sums, added in another order: a cent may round differently, and `compare` rounds
-  DOUBLE columns to 9 decimals.
-- The floor writes the project's vars as constants (fiscal year from February, calendar from 2023-01-01, USD);
-  a change to them in dbt_project.yml must be made in floor.sql too.
 """
 
 from __future__ import annotations
@@ -41,10 +31,8 @@ import duckdb
 
 from orchestration.lib.dbt_project import DBT_EXECUTABLE, PROJECT_DIR, READS_ML
 
-FLOOR_SQL = Path(__file__).with_name("floor.sql")
 DBT_ROW_TABLES = ("marts.fct_activity", "marts.fct_pipeline_daily")
-FLOOR_ROW_TABLES = ("floor.fct_activity", "floor.mart_pipeline_summary")
-COMPARED_TABLES = ("fct_activity", "mart_pipeline_summary")
+SLOWEST_MODELS = 12  # the profile's list: at `bench` these are the models that take nearly all of the time
 
 
 def build_command(
@@ -80,61 +68,43 @@ def row_count(warehouse: Path, tables: tuple[str, ...]) -> int:
         return sum(con.execute(f"select count(*) from {table}").fetchall()[0][0] for table in existing)
 
 
+def profile(run_results: dict, slowest: int = SLOWEST_MODELS) -> list[str]:
+    """What a build spent its time on, from its run_results.json: dbt's elapsed time, the node time per kind of
+    node (models, data tests, unit tests: summed over dbt's threads, so more than the elapsed time when two ran at
+    once) and the `slowest` models with their share of all model time."""
+    results = run_results["results"]
+    kinds = {"model": [], "test": [], "unit_test": []}
+    for result in results:
+        kind = result["unique_id"].split(".")[0]
+        if kind in kinds:
+            kinds[kind].append(result)
+    seconds = {kind: sum(result["execution_time"] for result in found) for kind, found in kinds.items()}
+    counted = ", ".join(
+        f"{len(kinds[kind])} {name} {seconds[kind]:.1f} s"
+        for kind, name in (("model", "models"), ("test", "data tests"), ("unit_test", "unit tests"))
+    )
+    lines = [
+        f"dbt elapsed {run_results['elapsed_time']:.1f} s; node time summed over threads: {counted}",
+        f"slowest models (of {seconds['model']:.1f} s):",
+    ]
+    for result in sorted(kinds["model"], key=lambda result: -result["execution_time"])[:slowest]:
+        share = result["execution_time"] / seconds["model"] if seconds["model"] else 0.0
+        lines.append(f"  {result['unique_id'].split('.')[-1]:<40} {result['execution_time']:8.2f} s {share:6.1%}")
+    return lines
+
+
 def build(warehouse: Path, full_refresh: bool, as_of_date: str | None, select: list[str] | None) -> int:
-    """dbt's exit code; the counts only when the build passed. Usage statistics are off unless the environment
-    turns them on: they would add a network call to the measured time."""
+    """dbt's exit code; the counts and the profile only when the build passed. Usage statistics are off unless the
+    environment turns them on: they would add a network call to the measured time."""
     env = {"DBT_SEND_ANONYMOUS_USAGE_STATS": "false", **os.environ, "WAREHOUSE_PATH": str(warehouse.resolve())}
     completed = subprocess.run(build_command(warehouse, full_refresh, as_of_date, select), env=env, check=False)
     if completed.returncode != 0:
         return completed.returncode
-    print(f"MODELS={models_built(warehouse.parent / 'dbt_target')}")
+    target = warehouse.parent / "dbt_target"
+    print(f"MODELS={models_built(target)}")
     print(f"ROWS={row_count(warehouse, DBT_ROW_TABLES)}")
+    print("\n".join(profile(json.loads((target / "run_results.json").read_text()))))
     return 0
-
-
-def floor(warehouse: Path, as_of_date: str | None) -> int:
-    """Run floor.sql with the settings of the dbt profile (the same memory limit, insertion order not kept; the
-    script sets UTC itself), so that the two differ only in the SQL and in dbt itself."""
-    config = {"memory_limit": os.environ.get("WAREHOUSE_MEMORY_LIMIT", "8GB"), "preserve_insertion_order": False}
-    with duckdb.connect(str(warehouse), config=config) as con:
-        if as_of_date:
-            con.execute("set variable as_of_date = cast(? as date)", [as_of_date])
-        con.execute(FLOOR_SQL.read_text())
-    print(f"ROWS={row_count(warehouse, FLOOR_ROW_TABLES)}")
-    return 0
-
-
-def comparable_columns(con: duckdb.DuckDBPyConnection, table: str) -> str:
-    """The select list of a marts table with DOUBLE columns rounded: the floor sums them in another order, which
-    moves the last bits."""
-    columns = con.execute(
-        "select column_name, data_type from information_schema.columns"
-        " where table_schema = 'marts' and table_name = ? order by ordinal_position",
-        [table],
-    ).fetchall()
-    return ", ".join(f"round({name}, 9)" if data_type == "DOUBLE" else name for name, data_type in columns)
-
-
-def compare(warehouse: Path) -> int:
-    """Each floor table against its dbt table, after both ran on the same warehouse and date: counts, and rows only
-    one side holds (EXCEPT ALL over every column). Non-zero when they differ, to check the floor after the models
-    change."""
-    differing = 0
-    with duckdb.connect(str(warehouse), read_only=True) as con:
-        for table in COMPARED_TABLES:
-            columns = comparable_columns(con, table)
-            dbt_side, floor_side = f"select {columns} from marts.{table}", f"select {columns} from floor.{table}"
-            dbt_rows, floor_rows, only_dbt, only_floor = con.execute(
-                f"""select
-                    (select count(*) from marts.{table}),
-                    (select count(*) from floor.{table}),
-                    (select count(*) from ({dbt_side} except all {floor_side})),
-                    (select count(*) from ({floor_side} except all {dbt_side}))"""
-            ).fetchall()[0]
-            print(f"{table}: dbt {dbt_rows:,} rows, floor {floor_rows:,}; "
-                  f"only in dbt {only_dbt:,}, only in floor {only_floor:,}")  # fmt: skip
-            differing += only_dbt + only_floor
-    return 1 if differing else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,18 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     build_parser = commands.add_parser("build", help="dbt build (models and tests) on a warehouse file")
     build_parser.add_argument("--full-refresh", action="store_true", help="rebuild incremental models from scratch")
     build_parser.add_argument("--select", nargs="+", default=None, help="dbt node selection")
-    floor_parser = commands.add_parser("floor", help="run bench/floor.sql on a warehouse file")
-    for command in (build_parser, floor_parser):
-        command.add_argument("--as-of-date", default=None, help="YYYY-MM-DD; default: latest loaded export date")
-    compare_parser = commands.add_parser("compare", help="floor tables against the dbt tables, row by row")
-    for command in (build_parser, floor_parser, compare_parser):
-        command.add_argument("--warehouse", type=Path, required=True)
+    build_parser.add_argument("--as-of-date", default=None, help="YYYY-MM-DD; default: latest loaded export date")
+    build_parser.add_argument("--warehouse", type=Path, required=True)
     args = parser.parse_args(argv)
-    if args.command == "build":
-        return build(args.warehouse, args.full_refresh, args.as_of_date, args.select)
-    if args.command == "floor":
-        return floor(args.warehouse, args.as_of_date)
-    return compare(args.warehouse)
+    return build(args.warehouse, args.full_refresh, args.as_of_date, args.select)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
 """The warehouse's figures agree with each other and with any as-of date: the pipeline summary books what the
-finance marts book, to the cent, in a world that sells in several currencies; and a build as of a day between two
-drops does not change when the later drop lands."""
+finance marts book, to the cent, in a world that sells in several currencies; a build as of a day between two
+drops does not change when the later drop lands; and an incremental build after a new day, late changes included,
+is a full rebuild row for row."""
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import json
 import shutil
@@ -15,6 +17,7 @@ import pytest
 
 from ingestion.run import ingest_everything
 from orchestration.lib.dbt_project import READS_ML
+from simulator.world import Progress, advance
 from tests.test_warehouse import dbt, mart_digests
 
 ZERO = Decimal("0.00")
@@ -211,3 +214,219 @@ def test_a_build_as_of_a_day_between_two_drops_is_the_same_after_the_later_drop_
         late_drop["folder"] / "target_again",
     )
     assert mart_digests(database) == late_drop["before"]
+
+
+def csv_value(value: object) -> str:
+    """A raw value as a Salesforce Data Loader export writes it."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    return str(value)
+
+
+def append_versions(con: duckdb.DuckDBPyConnection, export: Path, table: str, versions: list[dict]) -> None:
+    """Append to a CRM export file new versions of records: each the record's latest raw version with `changes`
+    (`Id` names the record; `NewId` makes a new record from it)."""
+    with export.open(newline="") as handle:
+        header = next(csv.reader(handle))
+    with export.open("a", newline="") as handle:
+        writer = csv.writer(handle, quoting=csv.QUOTE_ALL, lineterminator="\n")
+        for version in versions:
+            changes = dict(version)
+            record = changes.pop("Id")
+            cursor = con.execute(
+                f"""select * from raw.{table} where "Id" = ?
+                order by "SystemModstamp" desc, _load_id desc, _record_number desc limit 1""",
+                [record],
+            )
+            row = dict(zip([column[0] for column in cursor.description], cursor.fetchone(), strict=True))
+            row["Id"] = changes.pop("NewId", record)
+            writer.writerow([csv_value(changes.get(name, row.get(name))) for name in header])
+
+
+def plant_late_changes(con: duckdb.DuckDBPyConnection, drop: Path, day: dt.date) -> dict[str, str]:
+    """Add to the CRM drop dated `day`, the day after the warehouse's as-of date, the changes an incremental build
+    misses when it recomputes only recent days: an open deal moved to another owner, one deleted, one whose amount
+    was changed ten days ago (a history row exported late), a version older than a deal's current one (it must not
+    win), a CRM-only e-mail deleted, and a contact given the number of another contact's caller. The ids, by role."""
+    at = dt.datetime.combine(day, dt.time(9), dt.UTC)
+    old_deals = [
+        deal
+        for (deal,) in con.execute(
+            """select opportunity_id from marts.fct_opportunity as deals
+            where status = 'open' and amount > 0 and created_date < ?
+                and (select max(changed_at) from staging.stg_crm__opportunity_history as history
+                    where history.opportunity_id = deals.opportunity_id) < ?
+            order by opportunity_id limit 4""",
+            [day - dt.timedelta(days=20), at - dt.timedelta(days=11)],
+        ).fetchall()
+    ]
+    assert len(old_deals) == 4
+    moved, deleted, edited, older = old_deals
+    (new_owner,) = con.execute(
+        "select owner_id from marts.fct_opportunity where owner_id <> (select owner_id from marts.fct_opportunity"
+        " where opportunity_id = ?) order by owner_id limit 1",
+        [moved],
+    ).fetchone()
+    (older_modstamp,) = con.execute(
+        'select max("SystemModstamp") from raw.opportunity where "Id" = ?', [older]
+    ).fetchone()
+    last_change, edited_amount = con.execute(
+        """select "Id", "Amount" from raw.opportunity_history where "OpportunityId" = ?
+        order by "CreatedDate" desc, "SystemModstamp" desc limit 1""",
+        [edited],
+    ).fetchone()
+    (email,) = con.execute(
+        """select source_record_id from marts.fct_activity
+        where source_system = 'crm' and activity_type = 'email' order by activity_id limit 1"""
+    ).fetchone()
+    call, caller = con.execute(
+        """select activities.activity_id, activities.contact_id from marts.fct_activity as activities
+        inner join staging.stg_phone__calls as calls on activities.source_record_id = calls.call_id
+        where activities.source_system = 'phone' and activities.contact_id is not null
+        order by activities.activity_id limit 1"""
+    ).fetchone()
+    (number,) = con.execute(
+        "select customer_number_e164 from intermediate.int_activities_unioned where activity_id = ?", [call]
+    ).fetchone()
+    (contact,) = con.execute(
+        "select min(contact_id) from staging.stg_crm__contacts where not is_deleted and contact_id < ?", [caller]
+    ).fetchone()
+    append_versions(con, drop / "Opportunity.csv", "opportunity", [
+        {"Id": moved, "OwnerId": new_owner, "SystemModstamp": at, "LastModifiedDate": at},
+        {"Id": deleted, "IsDeleted": True, "SystemModstamp": at, "LastModifiedDate": at},
+        {"Id": edited, "Amount": edited_amount * 2, "SystemModstamp": at, "LastModifiedDate": at},
+        {"Id": older, "Amount": Decimal("1.00"), "SystemModstamp": older_modstamp - dt.timedelta(days=1)},
+    ])  # fmt: skip
+    ten_days_ago = at - dt.timedelta(days=10)
+    append_versions(con, drop / "OpportunityHistory.csv", "opportunity_history", [
+        {"Id": last_change, "NewId": "008LATE0000000001", "Amount": edited_amount * 2, "CreatedDate": ten_days_ago,
+         "SystemModstamp": ten_days_ago},
+    ])  # fmt: skip
+    append_versions(con, drop / "Task.csv", "task", [
+        {"Id": email, "IsDeleted": True, "SystemModstamp": at, "LastModifiedDate": at},
+    ])  # fmt: skip
+    append_versions(con, drop / "Contact.csv", "contact", [
+        {"Id": contact, "Phone": number, "SystemModstamp": at, "LastModifiedDate": at},
+    ])  # fmt: skip
+    return {
+        "moved": moved, "new_owner": new_owner, "deleted": deleted, "edited": edited, "older": older,
+        "email": email, "call": call, "contact": contact, "edited_from": ten_days_ago.date().isoformat(),
+    }  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def late_changes(tiny_world: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The tiny world built as of its last day; then advanced one day, with late changes planted in that day's CRM
+    drop (plant_late_changes), loaded, and built twice more: incrementally, and in full from scratch."""
+    folder = tmp_path_factory.mktemp("late_changes")
+    world = folder / "world"
+    shutil.copytree(tiny_world, world)
+    database = folder / "warehouse.duckdb"
+    with duckdb.connect(str(database)) as con:
+        ingest_everything(con, world / "landing")
+    dbt(["build", *DATA_ONLY], database, folder / "target")
+    before = mart_digests(database)
+    advance(world, 1, progress=Progress(quiet=True))
+    day = dt.date.fromisoformat(json.loads((world / "truth" / "world.json").read_text())["current_end"])
+    with duckdb.connect(str(database)) as con:
+        planted = plant_late_changes(con, world / "landing" / "crm" / day.isoformat(), day)
+        previous = {
+            "deleted_days": con.execute(
+                "select count(*) from marts.fct_pipeline_daily where opportunity_id = ?", [planted["deleted"]]
+            ).fetchone()[0],
+            "older_amount": con.execute(
+                "select amount from staging.stg_crm__opportunities where opportunity_id = ?", [planted["older"]]
+            ).fetchone()[0],
+        }
+        ingest_everything(con, world / "landing")
+    incremental, full = folder / "incremental.duckdb", folder / "full.duckdb"
+    shutil.copy(database, incremental)
+    shutil.copy(database, full)
+    dbt(["build", *DATA_ONLY], incremental, folder / "target_incremental")
+    dbt(["build", *DATA_ONLY, "--full-refresh"], full, folder / "target_full")
+    return {
+        "folder": folder, "incremental": incremental, "full": full, "before": before, "planted": planted,
+        "previous": previous, "as_of": day - dt.timedelta(days=1),
+    }  # fmt: skip
+
+
+def rows_only_in_one(first: Path, second: Path, schema: str) -> dict[str, tuple[int, int]]:
+    """Per table of `schema` in `first`, the rows only `first` holds and those only `second` holds (EXCEPT ALL over
+    every column: duplicates count), for the tables where either is not zero."""
+    with duckdb.connect() as con:
+        con.execute(f"attach '{first}' as first_build (read_only)")
+        con.execute(f"attach '{second}' as second_build (read_only)")
+        tables = [
+            name
+            for (name,) in con.execute(
+                "select table_name from duckdb_tables() where database_name = 'first_build' and schema_name = ?",
+                [schema],
+            ).fetchall()
+        ]
+        differing = {}
+        for table in tables:
+            first_rows, second_rows = f"first_build.{schema}.{table}", f"second_build.{schema}.{table}"
+            counts = con.execute(
+                f"""select
+                    (select count(*) from (select * from {first_rows} except all select * from {second_rows})),
+                    (select count(*) from (select * from {second_rows} except all select * from {first_rows}))"""
+            ).fetchone()
+            if any(counts):
+                differing[table] = counts
+    return differing
+
+
+def test_an_incremental_build_after_a_day_with_late_changes_equals_a_full_rebuild(late_changes: dict) -> None:
+    incremental, planted = late_changes["incremental"], late_changes["planted"]
+    with duckdb.connect(str(incremental), read_only=True) as con:
+        marts = {
+            name
+            for (name,) in con.execute("select table_name from duckdb_tables() where schema_name = 'marts'").fetchall()
+        }
+        (deleted_days,) = con.execute(
+            "select count(*) from marts.fct_pipeline_daily where opportunity_id = ?", [planted["deleted"]]
+        ).fetchone()
+        owners = con.execute(
+            "select distinct owner_id from marts.fct_pipeline_daily where opportunity_id = ?", [planted["moved"]]
+        ).fetchall()
+        edited_from = dt.date.fromisoformat(planted["edited_from"])
+        amounts = con.execute(
+            """select amount from marts.fct_pipeline_daily
+            where opportunity_id = ? and pipeline_date in (?, ?) order by pipeline_date""",
+            [planted["edited"], edited_from - dt.timedelta(days=1), edited_from],
+        ).fetchall()
+        (older_amount,) = con.execute(
+            "select amount from staging.stg_crm__opportunities where opportunity_id = ?", [planted["older"]]
+        ).fetchone()
+        emails = con.execute(
+            "select count(*) from marts.fct_activity where activity_id = ?", ["crm_task:" + planted["email"]]
+        ).fetchone()[0]
+        (call_contact,) = con.execute(
+            "select contact_id from marts.fct_activity where activity_id = ?", [planted["call"]]
+        ).fetchone()
+    # every mart the build makes (those on the ML assets' tables build later), row for row
+    assert marts >= {"fct_activity", "fct_pipeline_daily", "mart_pipeline_summary", "ml_opportunity_features"}
+    assert rows_only_in_one(incremental, late_changes["full"], "marts") == {}
+    # the late changes landed: they are what a build that recomputes only the last days gets wrong
+    assert late_changes["previous"]["deleted_days"] > 0 and deleted_days == 0
+    assert owners == [(planted["new_owner"],)]
+    (amount_before,), (amount_after,) = amounts
+    assert amount_after == 2 * amount_before
+    assert older_amount == late_changes["previous"]["older_amount"] != Decimal("1.00")
+    assert emails == 0
+    assert call_contact == planted["contact"]
+
+
+def test_a_build_as_of_an_earlier_day_rebuilds_the_incremental_models_as_of_that_day(late_changes: dict) -> None:
+    """Built incrementally as of the new day, then as of the day before without --full-refresh: every incremental
+    model notices the earlier date and is rebuilt, as the first build was."""
+    folder = late_changes["folder"]
+    earlier = folder / "earlier.duckdb"
+    shutil.copy(late_changes["incremental"], earlier)
+    variables = json.dumps({"as_of_date": late_changes["as_of"].isoformat()})
+    dbt(["build", *DATA_ONLY, "--vars", variables], earlier, folder / "target_earlier")
+    assert mart_digests(earlier) == late_changes["before"]

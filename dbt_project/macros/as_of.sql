@@ -7,9 +7,14 @@
   directly rather than through source(), so that unit tests (which set the var) need no ledger fixture.
 -#}
 {% macro as_of_date() -%}
+    cast('{{ as_of_date_value() }}' as date)
+{%- endmacro %}
+
+{#- The as-of date as a 'YYYY-MM-DD' string, for macros that compare it (macros/incremental.sql). -#}
+{% macro as_of_date_value() -%}
     {%- set configured = var('as_of_date', none) -%}
     {%- if configured -%}
-        cast('{{ configured }}' as date)
+        {{ return(configured | string) }}
     {%- elif execute -%}
         {%- set ledger = api.Relation.create(database=target.database, schema='raw', identifier='load_ledger') -%}
         {%- set result = run_query("select max(export_date) from " ~ ledger ~ " where status = 'loaded'") -%}
@@ -17,9 +22,9 @@
         {%- if latest is none -%}
             {{ exceptions.raise_compiler_error("as_of_date is not set and raw.load_ledger has no loaded file: run the ingest first or pass --vars '{as_of_date: YYYY-MM-DD}'") }}
         {%- endif -%}
-        cast('{{ latest }}' as date)
+        {{ return(latest | string) }}
     {%- else -%}
-        cast('1900-01-01' as date)
+        {{ return('1900-01-01') }}
     {%- endif -%}
 {%- endmacro %}
 

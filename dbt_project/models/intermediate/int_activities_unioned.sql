@@ -1,16 +1,55 @@
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    on_schema_change='fail',
+    pre_hook="{{ delete_activities_to_recompute() }}",
+    meta={'new_rows': '_merged_at = {built_at}'},
+) }}
+
 {#- Every activity from the three sources, each counted once, before attribution. A call that the phone system
     recorded and the CRM logged as a Task (the Task's CallObject is the call id) is the phone record, with the
     Task's links (WhoId, WhatId); a meeting on a calendar that the CRM synced as an Event (External_Event_Id__c is
-    the calendar UID) is the calendar occurrence, with the Event's links. What only the CRM holds stays a CRM row. -#}
+    the calendar UID) is the calendar occurrence, with the Event's links. What only the CRM holds stays a CRM row.
+
+    Incremental: a build recomputes the activities that what changed since the previous one can reach
+    (macros/activities.sql), after its pre-hook deleted them; those that no longer stand for an activity stay
+    deleted. Rebuilt in full, it took 114.8 s of a 541.5 s bench-scale build. -#}
+-- read only by an incremental build (macros/activities.sql):
+-- depends_on: {{ ref('stg_crm__users') }}
+-- depends_on: {{ ref('stg_crm__record_links') }}
+{%- set build = incremental_build() %}
+{%- set incremental = build.mode == 'incremental' %}
+
 with
+
+{% if incremental %}
+    changed as (
+        {{ activities_to_recompute(build) }}
+    ),
+{% endif %}
 
 calls as (
     select * from {{ ref('stg_phone__calls') }}
+    {% if incremental %}
+        where {{ dbt.concat(["'phone:'", "call_id"]) }} in (select changed.activity_id from changed)
+    {% endif %}
+),
+
+-- every call id, to tell which Tasks a call stands for
+call_ids as (
+    select call_id from {{ ref('stg_phone__calls') }}
 ),
 
 tasks as (
     select * from {{ ref('stg_crm__tasks') }}
-    where not is_deleted
+    where
+        not is_deleted
+        {% if incremental %}
+            and (
+                {{ dbt.concat(["'crm_task:'", "task_id"]) }} in (select changed.activity_id from changed)
+                or call_id in (select calls.call_id from calls)
+            )
+        {% endif %}
 ),
 
 -- what a Task's subtype or type means (call, email, task): the CRM's pick-lists, configured in the crm_picklists seed
@@ -33,8 +72,21 @@ task_changes as (
         call_id,
         max(modified_at) as modified_at
     from {{ ref('stg_crm__tasks') }}
-    where call_id is not null
+    where
+        call_id is not null
+        {% if incremental %}
+            and call_id in (select calls.call_id from calls)
+        {% endif %}
     group by call_id
+),
+
+calendar_events as (
+    select * from {{ ref('stg_calendar__events') }}
+    where
+        not is_all_day and start_at < {{ as_of_end_at() }}
+        {% if incremental %}
+            and {{ dbt.concat(["'calendar:'", "occurrence_id"]) }} in (select changed.activity_id from changed)
+        {% endif %}
 ),
 
 event_changes as (
@@ -42,26 +94,38 @@ event_changes as (
         calendar_uid,
         max(modified_at) as modified_at
     from {{ ref('stg_crm__events') }}
-    where calendar_uid is not null
+    where
+        calendar_uid is not null
+        {% if incremental %}
+            and calendar_uid in (select calendar_events.calendar_uid from calendar_events)
+        {% endif %}
     group by calendar_uid
 ),
 
 crm_events as (
     select * from {{ ref('stg_crm__events') }}
-    where not is_deleted
-),
-
-calendar_events as (
-    select * from {{ ref('stg_calendar__events') }}
-    where not is_all_day and start_at < {{ as_of_end_at() }}
+    where
+        not is_deleted
+        {% if incremental %}
+            and (
+                {{ dbt.concat(["'crm_event:'", "event_id"]) }} in (select changed.activity_id from changed)
+                or calendar_uid in (select calendar_events.calendar_uid from calendar_events)
+            )
+        {% endif %}
 ),
 
 calendar_uids as (
     select distinct calendar_uid from {{ ref('stg_calendar__events') }}
+    {% if incremental %}
+        where calendar_uid in (select crm_events.calendar_uid from crm_events)
+    {% endif %}
 ),
 
 attendees as (
     select * from {{ ref('stg_calendar__attendees') }}
+    {% if incremental %}
+        where calendar_uid in (select calendar_events.calendar_uid from calendar_events)
+    {% endif %}
 ),
 
 users as (
@@ -114,7 +178,8 @@ phone_calls as (
         -- a call between two extensions: a colleague, not a customer
         coalesce(calls.is_internal, false) as is_internal,
         -- when the activity last changed: the call, or the CRM Task that logged it
-        coalesce(task_changes.modified_at, calls.started_at) as changed_at
+        coalesce(task_changes.modified_at, calls.started_at) as changed_at,
+        {{ build_started_at() }} as _merged_at
     from calls
     left join tasks on calls.call_id = tasks.call_id
     left join task_changes on calls.call_id = task_changes.call_id
@@ -147,13 +212,19 @@ crm_calls_and_emails as (
         end as is_connected,
         false as is_cancelled,
         false as is_internal,
-        tasks.modified_at as changed_at
+        tasks.modified_at as changed_at,
+        {{ build_started_at() }} as _merged_at
     from tasks
-    left join calls on tasks.call_id = calls.call_id
+    left join call_ids on tasks.call_id = call_ids.call_id
     left join task_subtypes on tasks.task_subtype = task_subtypes.value
     left join task_types on tasks.task_type = task_types.value
     left join dispositions on tasks.call_disposition = dispositions.crm_call_disposition
-    where calls.call_id is null and tasks.created_at < {{ as_of_end_at() }}
+    where
+        call_ids.call_id is null
+        and tasks.created_at < {{ as_of_end_at() }}
+        {% if incremental %}
+            and {{ dbt.concat(["'crm_task:'", "tasks.task_id"]) }} in (select changed.activity_id from changed)
+        {% endif %}
 ),
 
 calendar_meetings as (
@@ -181,7 +252,8 @@ calendar_meetings as (
         greatest(
             cast(calendar_events.exported_date as {{ dbt.type_timestamp() }}),
             coalesce(event_changes.modified_at, cast(calendar_events.exported_date as {{ dbt.type_timestamp() }}))
-        ) as changed_at
+        ) as changed_at,
+        {{ build_started_at() }} as _merged_at
     from calendar_events
     left join crm_events on calendar_events.calendar_uid = crm_events.calendar_uid
     left join users as organizer on calendar_events.organizer_email = organizer.email
@@ -209,11 +281,17 @@ crm_meetings as (
         false as is_connected,
         false as is_cancelled,
         false as is_internal,
-        crm_events.modified_at as changed_at
+        crm_events.modified_at as changed_at,
+        {{ build_started_at() }} as _merged_at
     from crm_events
     left join calendar_uids as on_calendar
         on crm_events.calendar_uid = on_calendar.calendar_uid
-    where on_calendar.calendar_uid is null and crm_events.start_at < {{ as_of_end_at() }}
+    where
+        on_calendar.calendar_uid is null
+        and crm_events.start_at < {{ as_of_end_at() }}
+        {% if incremental %}
+            and {{ dbt.concat(["'crm_event:'", "crm_events.event_id"]) }} in (select changed.activity_id from changed)
+        {% endif %}
 )
 
 select * from phone_calls

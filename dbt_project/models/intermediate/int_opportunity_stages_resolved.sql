@@ -11,7 +11,18 @@ exported_definitions as (
 -- Salesforce's Data Loader writes a stage's API name in StageName, but exports of other tools (reports, some
 -- integrations) write its label: a stage is found under either, the label being an alias where it differs
 definitions as (
-    select * from exported_definitions
+    select
+        stage_id,
+        stage_name,
+        stage_label,
+        default_forecast_category,
+        stage_order,
+        default_probability,
+        is_active,
+        is_closed,
+        is_won,
+        defined_in
+    from exported_definitions
     union all
     select
         stage_id,

@@ -1,57 +1,45 @@
 {{ config(
     materialized='incremental',
-    incremental_strategy='delete+insert',
-    unique_key='activity_id',
+    incremental_strategy='append',
     on_schema_change='fail',
-    post_hook=[
-        "delete from {{ this }} where source_system = 'crm' and activity_id not in"
-        " (select activity_id from {{ ref('int_activities_unioned') }} where source_system = 'crm')",
-    ],
+    pre_hook="{{ delete_activities_to_recompute(attributed=true) }}",
+    meta={'new_rows': 'cast(occurred_at as date) > {previous_as_of_date}'},
 ) }}
 
 {#- One row per activity (call, meeting, email, task) from the CRM, the calendars and the phone system, each counted
     once.
 
-    An incremental run recomputes, from `incremental_lookback_days` before the latest activity it holds (the cutoff):
-    the activities that happened since, those whose rows changed since (a Task logged late for an old call, an
-    Event edited), and those whose contact changed since (a new number, a new account). The post-hook then removes
-    CRM rows that no longer stand for an activity: a Task or Event deleted, or one that a late phone or calendar
-    record now stands for. What it does not follow: an opportunity deleted or moved to another account after the
-    cutoff leaves older activities attributed to it until the next full refresh. -#}
+    Incremental: a build recomputes, after its pre-hook deleted them, the activities that what changed since the
+    previous one can reach: those int_activities_unioned rewrote since, those the same changes can remove from it
+    and those whose attribution a changed contact, account or deal can move (macros/activities.sql). -#}
+-- read only by an incremental build (macros/activities.sql):
+-- depends_on: {{ ref('stg_phone__calls') }}
+-- depends_on: {{ ref('stg_crm__tasks') }}
+-- depends_on: {{ ref('stg_crm__events') }}
+-- depends_on: {{ ref('stg_calendar__events') }}
+-- depends_on: {{ ref('stg_calendar__attendees') }}
+-- depends_on: {{ ref('stg_crm__users') }}
+-- depends_on: {{ ref('stg_crm__record_links') }}
+-- depends_on: {{ ref('stg_crm__opportunity_versions') }}
+-- depends_on: {{ ref('stg_crm__opportunities') }}
+-- depends_on: {{ ref('stg_crm__opportunity_history') }}
+-- depends_on: {{ ref('stg_crm__accounts') }}
+-- depends_on: {{ ref('int_opportunity_states_versioned') }}
+{%- set build = incremental_build() %}
+{%- set incremental = build.mode == 'incremental' %}
+
 with
 
-{% if is_incremental() %}
-    cutoff as (
-        select {{ dbt.dateadd('day', -(var('incremental_lookback_days') | int), 'max(occurred_at)') }} as cutoff_at
-        from {{ this }}
-    ),
-
-    changed_contacts as (
-        select
-            contact_id,
-            phone_e164,
-            mobile_phone_e164
-        from {{ ref('stg_crm__contacts') }}
-        where modified_at >= (select cutoff.cutoff_at from cutoff)
-    ),
-
-    changed_numbers as (
-        select phone_e164 as number_e164 from changed_contacts
-        where phone_e164 is not null
-        union all
-        select mobile_phone_e164 as number_e164 from changed_contacts
-        where mobile_phone_e164 is not null
+{% if incremental %}
+    changed as (
+        {{ activities_to_recompute(build, attributed=true) }}
     ),
 {% endif %}
 
 activities as (
     select * from {{ ref('int_activities_unioned') }}
-    {% if is_incremental() %}
-        where
-            occurred_at >= (select cutoff.cutoff_at from cutoff)
-            or changed_at >= (select cutoff.cutoff_at from cutoff)
-            or crm_who_id in (select changed_contacts.contact_id from changed_contacts)
-            or customer_number_e164 in (select changed_numbers.number_e164 from changed_numbers)
+    {% if incremental %}
+        where activity_id in (select changed.activity_id from changed)
     {% endif %}
 ),
 

@@ -1,18 +1,40 @@
 {{ config(
     materialized='incremental',
-    incremental_strategy='delete+insert',
-    unique_key=['opportunity_id', 'pipeline_date'],
+    incremental_strategy='append',
     on_schema_change='fail',
-    post_hook=[
-        "delete from {{ this }} where opportunity_id not in"
-        " (select opportunity_id from {{ ref('stg_crm__opportunities') }} where not is_deleted)",
-    ],
+    pre_hook="{{ delete_pipeline_days_to_recompute() }}",
+    meta={'new_rows': 'pipeline_date > {previous_as_of_date}'},
 ) }}
 
 {#- One row per open opportunity per day: the state it stood in at the end of that day (the last OpportunityHistory
-    change before midnight UTC). An incremental run recomputes the last `incremental_lookback_days` days it holds and
-    adds the days up to the as-of date; the post-hook drops the days of deals deleted in the CRM since. -#}
+    change before midnight UTC).
+
+    Incremental: a build adds the days after the previous build's as-of date for every deal, and recomputes every
+    day of the deals that changed since (macros/pipeline.sql: a new version of the deal or of its history, a
+    deletion) and, in a currency whose rate changed, the days from the first rate that did; the pre-hook deletes
+    those rows first, so a deal deleted or shortened loses its days. -#}
+-- read only by an incremental build (macros/pipeline.sql):
+-- depends_on: {{ ref('stg_crm__opportunity_history') }}
+-- depends_on: {{ ref('stg_crm__opportunity_stages') }}
+-- depends_on: {{ ref('int_opportunity_stages_resolved') }}
+-- depends_on: {{ ref('stg_reference__fx_rates') }}
+{%- set build = incremental_build() %}
+{%- set incremental = build.mode == 'incremental' %}
+{%- if incremental %}
+    {%- set next_day = "cast(" ~ dbt.dateadd('day', 1, previous_as_of_date(build)) ~ " as date)" %}
+{%- endif %}
+
 with
+
+{% if incremental %}
+    changed_deals as (
+        {{ changed_opportunities(build) }}
+    ),
+
+    changed_rates as (
+        {{ changed_fx_rates(build) }}
+    ),
+{% endif %}
 
 states as (
     select * from {{ ref('int_opportunity_states_versioned') }}
@@ -28,18 +50,29 @@ opportunities as (
     where not is_deleted
 ),
 
-window_start as (
-    -- the first day this build writes: the calendar's first day, or the lookback before the latest day held
-    select
-        {% if is_incremental() %}
-            cast({{ dbt.dateadd('day', 1 - (var('incremental_lookback_days') | int), 'max(pipeline_date)') }} as date)
-        {% else %}
-            cast('{{ var("calendar_start_date") }}' as date)
-        {% endif %} as first_day
-    {% if is_incremental() %}
-        from {{ this }}
-    {% endif %}
-),
+-- the first day this build writes for each deal: the calendar's first day for a full build or a changed deal,
+-- else the day after the previous as-of date, or the first day whose rate changed
+{% if incremental %}
+    window_start as (
+        select
+            opportunities.opportunity_id,
+            case
+                when changed_deals.opportunity_id is not null then cast('{{ var("calendar_start_date") }}' as date)
+                when changed_rates.first_day < {{ next_day }} then changed_rates.first_day
+                else {{ next_day }}
+            end as first_day
+        from opportunities
+        left join changed_deals on opportunities.opportunity_id = changed_deals.opportunity_id
+        left join changed_rates on opportunities.currency = changed_rates.currency
+    ),
+{% else %}
+    window_start as (
+        select
+            opportunity_id,
+            cast('{{ var("calendar_start_date") }}' as date) as first_day
+        from opportunities
+    ),
+{% endif %}
 
 end_of_day_states as (
     -- a state is the day's closing state from the day it was set until the day before the next change, cut to the
@@ -54,7 +87,7 @@ end_of_day_states as (
                 )
         end as last_day
     from states
-    cross join window_start
+    inner join window_start on states.opportunity_id = window_start.opportunity_id
     where not states.is_closed
 ),
 

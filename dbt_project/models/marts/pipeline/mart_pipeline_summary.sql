@@ -1,3 +1,11 @@
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    on_schema_change='fail',
+    pre_hook="{{ delete_pipeline_summary_rows_to_recompute() }}",
+    meta={'new_rows': 'as_of_date > {previous_as_of_date}'},
+) }}
+
 {#- One row per as-of day, team, territory, stage and forecast category, for every day up to the build's as-of
     date. Each deal counts in the row of the state it stood in at the end of that day. Open measures count open,
     pipeline-eligible deals, converted at that day's FX rate; created, won, lost and pushed count the fiscal quarter
@@ -5,7 +13,29 @@
     date, credited to the team and territory of its owner at the close, at the close date's FX rate: the rules of
     fct_bookings, so that won amounts and team bookings equal fct_bookings and mart_quota_attainment. Coverage is per
     team and quarter and repeated on each of the team's rows, with numerator and denominator: open pipeline expected
-    to close by the quarter's end / (team quota - team bookings to date). -#}
+    to close by the quarter's end / (team quota - team bookings to date).
+
+    Incremental by day: a build recomputes every day from the first one that what changed since the previous build
+    can reach, for every team or for the teams a change can move rows between (macros/pipeline.sql: a deal moved to
+    another owner reaches back to its creation, for its old and new teams), after its pre-hook deleted those rows.
+    Rebuilt every day in full, it took 218.6 s of a 541.5 s bench-scale build. -#}
+-- read only by an incremental build (macros/pipeline.sql):
+-- depends_on: {{ ref('stg_crm__opportunities') }}
+-- depends_on: {{ ref('stg_crm__opportunity_history') }}
+-- depends_on: {{ ref('stg_crm__opportunity_stages') }}
+-- depends_on: {{ ref('stg_crm__opportunity_versions') }}
+-- depends_on: {{ ref('stg_crm__users') }}
+-- depends_on: {{ ref('int_opportunity_stages_resolved') }}
+-- depends_on: {{ ref('stg_reference__fx_rates') }}
+{%- set build = incremental_build() %}
+{%- set incremental = build.mode == 'incremental' %}
+{%- if incremental %}
+    {%- set scope = pipeline_summary_scope(build) %}
+    {%- set first_day = scope.some_teams_from %}
+{%- else %}
+    {%- set first_day = "cast('" ~ var('calendar_start_date') ~ "' as date)" %}
+{%- endif %}
+
 with
 
 states as (
@@ -21,8 +51,9 @@ reps as (
 ),
 
 dates as (
+    -- the days this build writes
     select * from {{ ref('dim_date') }}
-    where date_day <= {{ as_of_date() }}
+    where date_day >= {{ first_day }} and date_day <= {{ as_of_date() }}
 ),
 
 quotas as (
@@ -54,7 +85,22 @@ state_days as (
         greatest(
             cast(states.valid_from_at as date),
             coalesce(closing_quarter.fiscal_quarter_start_date, cast(states.valid_from_at as date)),
-            cast('{{ var("calendar_start_date") }}' as date)
+            {% if incremental %}
+                -- a deal that can count for a changed team from its first changed day, any other from the day
+                -- every team changed
+                case
+                    when
+                        coalesce(opportunities.team_id, '') in {{ scope.teams }}
+                        or opportunities.owner_id in (
+                            select team_reps.rep_id from reps as team_reps
+                            where coalesce(team_reps.team_id, '') in {{ scope.teams }}
+                        )
+                        then {{ scope.some_teams_from }}
+                    else {{ scope.every_team_from }}
+                end
+            {% else %}
+                {{ first_day }}
+            {% endif %}
         ) as first_day,
         case
             when states.is_closed
@@ -244,3 +290,9 @@ select
 from with_team
 left join quotas
     on with_team.team_id = quotas.team_id and with_team.fiscal_quarter_start_date = quotas.period_start_date
+{% if incremental %}
+    -- before the day every team changed, only the changed teams' rows: the other deals were left out of those days
+    where
+        with_team.as_of_date >= {{ scope.every_team_from }}
+        or coalesce(with_team.team_id, '') in {{ scope.teams }}
+{% endif %}

@@ -1,9 +1,12 @@
 {#- One row per attendee of a calendar event (by UID), as listed in the latest export on or before the as-of date
-    that holds the event. -#}
+    that holds the event. An incremental build lists again the attendees of the events (UIDs) that new files hold,
+    replacing the ones it had (unique_key: the event). -#}
+{{ config(unique_key='calendar_uid') }}
+
 with
 
 source as (
-    {{ exported_as_of(source('raw', 'calendar_attendees')) }}
+    {{ exported_versions(source('raw', 'calendar_attendees'), 'uid') }}
 ),
 
 latest_export as (
@@ -35,7 +38,10 @@ renamed as (
         email,
         common_name,
         role as attendee_role,
-        participation_status
+        participation_status,
+
+        -- lineage
+        {{ build_started_at() }} as _merged_at
 
     from attendees
 )

@@ -1,10 +1,13 @@
 {#- One row per calendar event occurrence as last exported on or before the as-of date. Each mailbox's export holds
     its whole calendar, so one occurrence appears in every export of every mailbox that holds it; the latest export
-    that holds it wins (an occurrence that later exports no longer hold keeps its last known state). -#}
+    that holds it wins (an occurrence that later exports no longer hold keeps its last known state). An incremental
+    build picks again every occurrence of the events (UIDs) that new files hold. -#}
+{{ config(unique_key='occurrence_id') }}
+
 with
 
 source as (
-    {{ exported_as_of(source('raw', 'calendar_events')) }}
+    {{ exported_versions(source('raw', 'calendar_events'), 'uid') }}
 ),
 
 latest as (
@@ -14,7 +17,7 @@ latest as (
             source.*,
             row_number() over (
                 partition by uid, recurrence_id
-                order by _export_date desc, dtstamp desc, mailbox asc
+                order by _export_date desc, dtstamp desc, mailbox asc, _load_id desc, _record_number desc
             ) as _version_rank
         from source
     ) as ranked
@@ -49,7 +52,10 @@ renamed as (
         -- dates and timestamps
         start_at,
         end_at,
-        _export_date as exported_date
+        _export_date as exported_date,
+
+        -- lineage
+        {{ build_started_at() }} as _merged_at
 
     from latest
 )

@@ -1,7 +1,9 @@
+{{ config(unique_key='contact_id') }}
+
 with
 
 source as (
-    {{ latest_exported_version(source('raw', 'contact'), '"Id"', '"SystemModstamp"', as_of_end_at()) }}
+    {{ latest_exported_version(source('raw', 'contact'), '"Id"', '"SystemModstamp"', known_at='"SystemModstamp"') }}
 ),
 
 renamed as (
@@ -26,7 +28,10 @@ renamed as (
 
         -- timestamps
         "CreatedDate" as created_at,
-        "SystemModstamp" as modified_at
+        "SystemModstamp" as modified_at,
+
+        -- lineage
+        {{ build_started_at() }} as _merged_at
 
     from source
 )

@@ -1,7 +1,9 @@
+{{ config(unique_key='event_id') }}
+
 with
 
 source as (
-    {{ latest_exported_version(source('raw', 'event'), '"Id"', '"SystemModstamp"', as_of_end_at()) }}
+    {{ latest_exported_version(source('raw', 'event'), '"Id"', '"SystemModstamp"', known_at='"SystemModstamp"') }}
 ),
 
 renamed as (
@@ -30,7 +32,10 @@ renamed as (
         "StartDateTime" as start_at,
         "EndDateTime" as end_at,
         "CreatedDate" as created_at,
-        "SystemModstamp" as modified_at
+        "SystemModstamp" as modified_at,
+
+        -- lineage
+        {{ build_started_at() }} as _merged_at
 
     from source
 )

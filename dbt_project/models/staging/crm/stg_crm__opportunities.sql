@@ -1,7 +1,9 @@
+{{ config(unique_key='opportunity_id') }}
+
 with
 
 source as (
-    {{ latest_exported_version(source('raw', 'opportunity'), '"Id"', '"SystemModstamp"', as_of_end_at()) }}
+    {{ latest_exported_version(source('raw', 'opportunity'), '"Id"', '"SystemModstamp"', known_at='"SystemModstamp"') }}
 ),
 
 renamed as (
@@ -34,7 +36,10 @@ renamed as (
         -- dates and timestamps
         "CloseDate" as close_date,
         "CreatedDate" as created_at,
-        "SystemModstamp" as modified_at
+        "SystemModstamp" as modified_at,
+
+        -- lineage
+        {{ build_started_at() }} as _merged_at
 
     from source
 )

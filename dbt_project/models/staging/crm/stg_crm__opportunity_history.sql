@@ -1,7 +1,13 @@
+{{ config(unique_key='opportunity_history_id') }}
+
 with
 
+-- a change made after the as-of date's end is unknown as of the date (history rows are not filtered by
+-- SystemModstamp: a later edit of a change is still the change)
 source as (
-    {{ latest_exported_version(source('raw', 'opportunity_history'), '"Id"', '"SystemModstamp"') }}
+    {{ latest_exported_version(
+        source('raw', 'opportunity_history'), '"Id"', '"SystemModstamp"', known_at='"CreatedDate"'
+    ) }}
 ),
 
 forecast_categories as (
@@ -30,11 +36,13 @@ renamed as (
 
         -- dates and timestamps
         source."CloseDate" as close_date,
-        source."CreatedDate" as changed_at
+        source."CreatedDate" as changed_at,
+
+        -- lineage
+        {{ build_started_at() }} as _merged_at
 
     from source
     left join forecast_categories on source."ForecastCategory" = forecast_categories.value
-    where source."CreatedDate" < {{ as_of_end_at() }}
 )
 
 select * from renamed

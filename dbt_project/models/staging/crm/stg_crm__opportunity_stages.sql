@@ -4,7 +4,9 @@
 with
 
 source as (
-    {{ latest_exported_version(source('raw', 'opportunity_stage'), '"Id"', '"SystemModstamp"', as_of_end_at()) }}
+    {{ latest_exported_version(
+        source('raw', 'opportunity_stage'), '"Id"', '"SystemModstamp"', known_at='"SystemModstamp"'
+    ) }}
 ),
 
 exported as (
@@ -26,7 +28,11 @@ exported as (
         coalesce("IsClosed", false) as is_closed,
         coalesce("IsWon", false) as is_won,
 
-        'OpportunityStage export' as defined_in
+        'OpportunityStage export' as defined_in,
+
+        -- lineage: when the definition changed and was loaded (an incremental build of the marts reads it)
+        "SystemModstamp" as modified_at,
+        _loaded_at
     from source
 ),
 
@@ -41,7 +47,9 @@ shipped as (
         true as is_active,
         is_closed,
         is_won,
-        'stage_definitions seed' as defined_in
+        'stage_definitions seed' as defined_in,
+        cast(null as {{ dbt.type_timestamp() }}) as modified_at,
+        cast(null as {{ dbt.type_timestamp() }}) as _loaded_at
     from {{ ref('stage_definitions') }}
     where not exists (select 1 from exported)
 )

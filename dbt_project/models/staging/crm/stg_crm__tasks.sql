@@ -1,7 +1,9 @@
+{{ config(unique_key='task_id') }}
+
 with
 
 source as (
-    {{ latest_exported_version(source('raw', 'task'), '"Id"', '"SystemModstamp"', as_of_end_at()) }}
+    {{ latest_exported_version(source('raw', 'task'), '"Id"', '"SystemModstamp"', known_at='"SystemModstamp"') }}
 ),
 
 renamed as (
@@ -31,7 +33,10 @@ renamed as (
         -- dates and timestamps
         "ActivityDate" as activity_date,
         "CreatedDate" as created_at,
-        "SystemModstamp" as modified_at
+        "SystemModstamp" as modified_at,
+
+        -- lineage
+        {{ build_started_at() }} as _merged_at
 
     from source
 )

@@ -1,7 +1,7 @@
 with
 
 source as (
-    {{ latest_exported_version(source('raw', 'user_role'), '"Id"', '"SystemModstamp"', as_of_end_at()) }}
+    {{ latest_exported_version(source('raw', 'user_role'), '"Id"', '"SystemModstamp"', known_at='"SystemModstamp"') }}
 ),
 
 renamed as (

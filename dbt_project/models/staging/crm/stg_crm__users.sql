@@ -1,10 +1,12 @@
 {#- One row per version of a user record known as of the build's date (not only the latest): dim_rep needs the
     history to credit a deal to the team its owner was in when it closed. -#}
+{{ config(unique_key='user_id') }}
+
 with
 
 source as (
-    -- the same version exported twice is one version
-    select distinct
+    -- the same version exported twice is one version, known since the first drop and load that held it
+    select
         "Id",
         "Username",
         "Name",
@@ -23,10 +25,13 @@ source as (
         "Hire_Date__c",
         "Termination_Date__c",
         "CreatedDate",
-        "SystemModstamp"
-    -- from the drops exported on or before the as-of date, as latest_exported_version picks the other CRM objects
-    from ({{ exported_as_of(source('raw', 'user')) }}) as exported
-    where "SystemModstamp" < {{ as_of_end_at() }}
+        "SystemModstamp",
+        min(_export_date) as _export_date,
+        min(_loaded_at) as _loaded_at
+    -- the versions known as of the date, as latest_exported_version picks the other CRM objects; on an incremental
+    -- build, every version of the users something new can change (unique_key: they replace the ones held)
+    from ({{ exported_versions(source('raw', 'user'), '"Id"', known_at='"SystemModstamp"') }}) as exported
+    group by 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19
 ),
 
 renamed as (
@@ -56,7 +61,12 @@ renamed as (
         "Hire_Date__c" as hire_date,
         "Termination_Date__c" as termination_date,
         "CreatedDate" as created_at,
-        "SystemModstamp" as modified_at
+        "SystemModstamp" as modified_at,
+
+        -- lineage: the first drop and load that held the version, and the build that merged it
+        _export_date,
+        _loaded_at,
+        {{ build_started_at() }} as _merged_at
 
     from source
 )

@@ -1,7 +1,11 @@
+{{ config(unique_key='call_id') }}
+
 with
 
 source as (
-    {{ latest_version('(' ~ exported_as_of(source('raw', 'phone_calls')) ~ ')', 'call_id', '_loaded_at') }}
+    -- a re-sent file corrects the calls it holds: the version loaded last wins; a call started after the as-of
+    -- date's end is unknown as of the date
+    {{ latest_exported_version(source('raw', 'phone_calls'), 'call_id', '_loaded_at', known_at='started_at') }}
 ),
 
 renamed as (
@@ -29,10 +33,12 @@ renamed as (
         -- timestamps
         started_at,
         answered_at,
-        ended_at
+        ended_at,
+
+        -- lineage
+        {{ build_started_at() }} as _merged_at
 
     from source
-    where started_at < {{ as_of_end_at() }}
 ),
 
 dispositions as (

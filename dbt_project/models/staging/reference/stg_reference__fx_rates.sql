@@ -17,7 +17,11 @@ renamed as (
         rate,
 
         -- dates
-        rate_date
+        rate_date,
+
+        -- lineage: the file the row came from (an incremental build takes the rows of files new to it)
+        _export_date,
+        _loaded_at
 
     from source
 )

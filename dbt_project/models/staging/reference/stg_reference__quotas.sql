@@ -23,7 +23,11 @@ renamed as (
 
         -- dates
         period_start as period_start_date,
-        period_end as period_end_date
+        period_end as period_end_date,
+
+        -- lineage: the file the row came from (an incremental build takes the rows of files new to it)
+        _export_date,
+        _loaded_at
 
     from source
 )
