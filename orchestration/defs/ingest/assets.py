@@ -2,7 +2,17 @@
 
 Every asset writes through the `warehouse` resource in the `warehouse_writer` pool (limit 1), skips files the load
 ledger has already seen, and reports what it did per file in the ledger and in its metadata.
+
+All of them hang off `landing/new_files`, the refresh's gate: it compares the landing folder with the ledger
+(read-only) and materializes only when there is something to take in. When there is nothing, it yields no output,
+and Dagster skips every step downstream of it in the run (a step whose upstream asset was not materialized in the
+run does not run): no load, no dbt build, no ML stage, no check, no publication, and the warehouse file is not
+touched. When anything landed, for one source or all, every ingest asset runs (those with no new file load nothing)
+so that the dbt build, which needs all of them, runs too.
 """
+
+from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
@@ -10,7 +20,9 @@ from ingestion.calendar_ingest import CalendarWindowSettings, ingest_calendars
 from ingestion.ingest import TableLoad, ingest_csv_table, load_order, parents_of
 from ingestion.mapping import load_mappings
 from ingestion.phones import PhoneNormalizer
-from orchestration.defs.resources import WAREHOUSE_POOL, Landing, Warehouse
+from orchestration.defs.resources import WAREHOUSE_POOL, Landing, Publishing, Warehouse
+from orchestration.lib.pending import PendingWork, pending_work, publication_time
+from orchestration.lib.publish import DATABASE_NAME
 
 # canonical table -> what a row is (the asset's description in the UI)
 GRAIN: dict[str, str] = {
@@ -33,6 +45,69 @@ GRAIN: dict[str, str] = {
 }
 CANONICAL = load_mappings()
 CSV_TABLES = [table for table in load_order(CANONICAL) if CANONICAL.tables[table].source != "calendar"]
+NEW_FILES = dg.AssetKey(["landing", "new_files"])
+# A run configured to rebuild the dbt models (a full refresh, another as-of date) rebuilds whatever landed.
+REBUILD_FIELDS = {"warehouse_models": ("full_refresh", "as_of_date"), "models_on_ml": ("full_refresh", "as_of_date")}
+
+
+class GateConfig(dg.Config):
+    """When a refresh with nothing new to load still builds."""
+
+    rebuild: bool = False
+    """Build, audit and publish even when nothing new landed: after a change to the dbt project, the suites or the
+    models (`make materialize REBUILD=1`)."""
+
+
+def rebuild_requested(run_config: dict[str, Any]) -> bool:
+    """Whether the run's config asks the dbt steps for something other than the latest state (a full refresh, an
+    as-of date): such a run builds even when nothing new landed."""
+    ops = run_config.get("ops") or {}
+    return any((ops.get(op) or {}).get("config", {}).get(name) for op, names in REBUILD_FIELDS.items()
+               for name in names)  # fmt: skip
+
+
+@dg.asset(
+    key=NEW_FILES,
+    group_name="ingest",
+    kinds={"files"},
+    pool=WAREHOUSE_POOL,
+    output_required=False,
+    description="The landing files the warehouse has not taken in yet: files the load ledger has not seen with "
+    "their content, and files loaded since the current publication. Materialized only when there are any; when "
+    "there are none the refresh stops here and every later step is skipped.",
+)
+def new_files(
+    context: dg.AssetExecutionContext, config: GateConfig, warehouse: Warehouse, landing: Landing,
+    publishing: Publishing,
+):  # fmt: skip
+    """The refresh's gate: one decision for the whole run, so a drop for one source still rebuilds everything."""
+    database = Path(warehouse.database)
+    published_at = publication_time(Path(publishing.path) / DATABASE_NAME)
+    if database.exists():
+        with warehouse.get_connection(read_only=True) as con:
+            work = pending_work(con, landing.root, landing.mappings(), published_at)
+    else:
+        work = pending_work(None, landing.root, landing.mappings(), published_at)
+    rebuild = config.rebuild or rebuild_requested(context.run.run_config)
+    if work.nothing and not rebuild:
+        # an observation, not a materialization: nothing downstream runs, and the asset's history says why
+        context.log.debug(f"{work.describe()} in {landing.root}: nothing to load, build, audit or publish")
+        yield dg.AssetObservation(asset_key=NEW_FILES, metadata=gate_metadata(work, rebuild))
+        return
+    context.log.info(f"{work.describe()}" + ("; rebuild requested" if rebuild else ""))
+    yield dg.MaterializeResult(data_version=dg.DataVersion(work.digest), metadata=gate_metadata(work, rebuild))
+
+
+def gate_metadata(work: PendingWork, rebuild: bool) -> dict[str, object]:
+    paths = sorted(path for paths in work.new_files.values() for path in paths)
+    return {
+        "new_files": work.files,
+        "new_files_per_table": dg.MetadataValue.json({table: len(paths) for table, paths in work.new_files.items()}),
+        "first_new_files": dg.MetadataValue.json(paths[:20]),
+        "loaded_since_publication": work.unpublished_loads,
+        "rebuild_requested": rebuild,
+        "why": work.describe(),
+    }
 
 
 def _metadata(load: TableLoad) -> dict[str, object]:
@@ -51,7 +126,7 @@ def _csv_asset(table: str) -> dg.AssetsDefinition:
         kinds={"duckdb", "csv"},
         pool=WAREHOUSE_POOL,
         # tables a load reuses (phone_calls reads the phone numbers the CRM tables established) load first
-        deps=[dg.AssetKey(["raw", parent]) for parent in parents_of(CANONICAL, table)],
+        deps=[NEW_FILES, *(dg.AssetKey(["raw", parent]) for parent in parents_of(CANONICAL, table))],
         description=GRAIN.get(table, f"Canonical raw table {table}, one row per exported record version."),
     )
     def load(context: dg.AssetExecutionContext, warehouse: Warehouse, landing: Landing) -> dg.MaterializeResult:
@@ -89,6 +164,7 @@ class CalendarConfig(dg.Config):
             ["raw", "calendar_events"],
             group_name="ingest",
             kinds={"duckdb", "ical"},
+            deps=[NEW_FILES],
             description="Calendar event occurrences after recurrence expansion, one row per occurrence per "
             "export (latest export of a UID is current); start and end in UTC beside the original TZID.",
         ),
@@ -96,6 +172,7 @@ class CalendarConfig(dg.Config):
             ["raw", "calendar_attendees"],
             group_name="ingest",
             kinds={"duckdb", "ical"},
+            deps=[NEW_FILES],
             description="Attendees of calendar events, one row per attendee per exported VEVENT.",
         ),
     ],

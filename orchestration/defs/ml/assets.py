@@ -9,15 +9,18 @@ before the dbt models that read them (`models_on_ml`), the audits and `publish`.
 import base64
 import datetime as dt
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import duckdb
 import pandas as pd
 
-from ml.forecast import ForecastStageResult, run_forecast_stage
 from ml.tables import ensure_tables
-from ml.win import WinStageResult, run_win_stage
 from orchestration.defs.resources import WAREHOUSE_POOL, ModelStore, Warehouse
+
+if TYPE_CHECKING:
+    from ml.forecast import ForecastStageResult
+    from ml.win import WinStageResult
 
 FEATURES = dg.AssetKey(["marts", "ml_opportunity_features"])
 OUTCOMES = dg.AssetKey(["marts", "fct_opportunity"])
@@ -118,6 +121,8 @@ def win_probability_stage(
     context: dg.AssetExecutionContext, config: WinProbabilityConfig, warehouse: Warehouse, model_store: ModelStore
 ):
     """Trains (weekly, gated) and scores (every snapshot date not yet scored, the first run backfilling a year)."""
+    from ml.win import run_win_stage  # scikit-learn: imported by the runs that train, not by every definitions load
+
     with warehouse.get_connection() as con:
         as_of = as_of_date(con)
         if as_of is None:
@@ -154,7 +159,7 @@ def win_probability_stage(
     yield dg.MaterializeResult(asset_key=WIN_BACKTEST, metadata=backtest_metadata(result))
 
 
-def model_metadata(result: WinStageResult) -> dict[str, object]:
+def model_metadata(result: "WinStageResult") -> dict[str, object]:
     decisions = pd.DataFrame(
         [
             (d.model_version, d.model_kind, str(d.training_cutoff), "serves" if d.served else "refused", d.reason)
@@ -174,7 +179,7 @@ def model_metadata(result: WinStageResult) -> dict[str, object]:
     return metadata
 
 
-def backtest_metadata(result: WinStageResult) -> dict[str, object]:
+def backtest_metadata(result: "WinStageResult") -> dict[str, object]:
     metrics = pd.DataFrame([{"method": method, **values} for method, values in result.metrics.items()])
     return {
         "metrics": markdown_table(metrics),
@@ -205,6 +210,8 @@ def backtest_metadata(result: WinStageResult) -> dict[str, object]:
 )
 def revenue_forecast_stage(context: dg.AssetExecutionContext, config: RevenueForecastConfig, warehouse: Warehouse):
     """Forecasts every scoring date not yet forecast (the first run backfilling a year), then the backtest."""
+    from ml.forecast import run_forecast_stage  # scikit-learn, as above
+
     with warehouse.get_connection() as con:
         as_of = as_of_date(con)
         if as_of is None:
@@ -231,7 +238,7 @@ def revenue_forecast_stage(context: dg.AssetExecutionContext, config: RevenueFor
     )
 
 
-def forecast_metadata(result: ForecastStageResult) -> dict[str, object]:
+def forecast_metadata(result: "ForecastStageResult") -> dict[str, object]:
     return {
         "as_of_date": str(result.as_of),
         "model_version": result.model_version,
