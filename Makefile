@@ -1,4 +1,4 @@
-# Two commands do all set-up: `make demo` and `make test` (see README.md).
+# Two commands do all set-up: `make demo` and `make test` (see README.md); `make test-fast` is the quick tier of tests.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -24,7 +24,7 @@ export MODELS_DIR ?= $(abspath $(DATA_DIR))/models
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 
-.PHONY: demo test lint materialize ui bench venv dagster-home
+.PHONY: demo test test-fast lint materialize ui bench venv dagster-home
 
 venv: $(STAMP)
 
@@ -34,14 +34,17 @@ $(STAMP): requirements.txt
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-## demo: create the venv, generate the world (with planted defects) in DATA_DIR when absent, and materialize it
+## demo: create the venv, generate the world (with planted defects) in DATA_DIR when absent, and materialize it;
+## the report at the end gives each stage's wall time, the world's generation included
 demo: $(STAMP)
 	@if [ -f "$(DATA_DIR)/truth/world.json" ]; then \
-		echo "using the existing world in $(DATA_DIR) as it is"; \
+		echo "using the existing world in $(DATA_DIR) as it is"; world=""; \
 	else \
-		$(BIN)/python -m simulator generate --preset $(PRESET) --seed $(SEED) --out $(DATA_DIR) $(FAULTS); \
-	fi
-	@$(MAKE) --no-print-directory materialize DATA_DIR=$(DATA_DIR)
+		started=$$(date +%s.%N); \
+		$(BIN)/python -m simulator generate --preset $(PRESET) --seed $(SEED) --out $(DATA_DIR) $(FAULTS) || exit $$?; \
+		world=$$(awk "BEGIN { print $$(date +%s.%N) - $$started }"); \
+	fi; \
+	$(MAKE) --no-print-directory materialize DATA_DIR=$(DATA_DIR) WORLD_SECONDS=$$world
 
 dagster-home:
 	@mkdir -p $(DAGSTER_HOME)
@@ -49,28 +52,38 @@ dagster-home:
 
 ## materialize: run the refresh job once over DATA_DIR (ingest new files, build and test the dbt models, score the
 ## open deals and forecast bookings (the first run backfills a year), build the models on those, audit, publish
-## when every audit passed), report what the run did, then the dbt docs. First, a run whose
+## when every audit passed), report what this run did and each stage's wall time, and regenerate the dbt docs when
+## it built a model. When nothing new has landed since the last publication, the run stops at its gate
+## (landing/new_files), touches nothing, and the report says so in one line; REBUILD=1 builds, audits and
+## publishes all the same (after a change to the dbt project, the suites or the models). First, a run whose
 ## process was killed is marked failed and its pool slot freed (orchestration/lib/recovery.py). Exits with the run's
 ## status: a run whose audits failed ends failed, after saying which checks withheld the publication.
 materialize: $(STAMP) dagster-home
-	@status=0; \
+	@started=$$(date +%s.%N); status=0; \
 	$(BIN)/python -m orchestration.lib.recovery || status=$$?; \
-	$(BIN)/dagster job execute -m orchestration.definitions -j refresh -c orchestration/run_config.yaml || status=$$?; \
-	$(BIN)/python -m orchestration.lib.report --warehouse $(WAREHOUSE_PATH) || status=$$?; \
-	echo "Data Docs: $(QUALITY_DIR)/gx/uncommitted/data_docs/local_site/index.html"; \
-	$(BIN)/dbt docs generate --project-dir dbt_project --profiles-dir dbt_project --quiet || status=$$?; \
-	echo "dbt docs: dbt_project/target/index.html (serve with: $(BIN)/dbt docs serve --project-dir dbt_project --profiles-dir dbt_project)"; \
+	$(BIN)/python -W 'ignore:Function `job_execute_command` is superseded' -m dagster job execute \
+		-m orchestration.definitions -j refresh -c orchestration/run_config.yaml \
+		$(if $(REBUILD),-c orchestration/rebuild.yaml) || status=$$?; \
+	$(BIN)/python -m orchestration.lib.report --warehouse $(WAREHOUSE_PATH) --started-at $$started \
+		$(if $(WORLD_SECONDS),--world-seconds $(WORLD_SECONDS)) --dbt $(BIN)/dbt --dbt-project-dir dbt_project \
+		|| status=$$?; \
 	exit $$status
 
 ## ui: the Dagster UI (dagster dev) on http://127.0.0.1:3000 for DATA_DIR, with the sensor and schedule
 ui: $(STAMP) dagster-home
 	$(BIN)/dagster dev -m orchestration.definitions -h 127.0.0.1 -p 3000
 
-## test: ruff (lint and format) and the whole pytest suite
+## test: ruff (lint and format) and the whole pytest suite, the slow end-to-end tests included (README, "Tests"), on
+## two pytest-xdist workers that each take whole test modules
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+## test-fast: the fast tier for the edit-test loop, in well under a minute: every test that needs no generated world,
+## dbt build, Dagster run or server (`pytest -m "not slow"`); `make test` runs these and all the others
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check --fix .

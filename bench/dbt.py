@@ -116,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     build_parser.add_argument("--as-of-date", default=None, help="YYYY-MM-DD; default: latest loaded export date")
     build_parser.add_argument("--warehouse", type=Path, required=True)
     args = parser.parse_args(argv)
-    return build(args.warehouse, args.full_refresh, args.as_of_date, args.select)
+    # dbt runs from dbt_project/, so a relative path would put the warehouse's target folder under it
+    return build(args.warehouse.resolve(), args.full_refresh, args.as_of_date, args.select)
 
 
 if __name__ == "__main__":

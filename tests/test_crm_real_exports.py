@@ -138,6 +138,7 @@ def org(tmp_path_factory: pytest.TempPathFactory):
             "second_tests": second_tests}  # fmt: skip
 
 
+@pytest.mark.slow
 def test_the_orgs_own_stage_names_load_without_quarantine(org) -> None:
     # Regression: stages were a list in canonical.yaml copied from the simulator, so a real org's export was
     # mostly quarantined ("StageName 'Discovery' is not one of the configured values").
@@ -151,6 +152,7 @@ def test_the_orgs_own_stage_names_load_without_quarantine(org) -> None:
     assert all(read == loaded and quarantined == 0 for _, read, loaded, quarantined in ledger), ledger
 
 
+@pytest.mark.slow
 def test_the_marts_order_and_close_deals_by_the_orgs_stage_definitions(org) -> None:
     first, stages = org["first"], org["stages"]
     assert stages["Negotiation"] == (3, False, False, True, "OpportunityStage export")
@@ -163,6 +165,7 @@ def test_the_marts_order_and_close_deals_by_the_orgs_stage_definitions(org) -> N
     assert stages["Closed_Lost"][:4] == stages["Closed - Lost"][:4] == (5, True, False, True)
 
 
+@pytest.mark.slow
 def test_a_stage_in_no_definition_loads_stays_in_the_marts_and_is_reported(org) -> None:
     first, stages, tests = org["first"], org["stages"], org["first_tests"]
     assert stages["Verbal Commit"][3:5] == (False, None)  # is_defined, defined_in
@@ -175,6 +178,7 @@ def test_a_stage_in_no_definition_loads_stays_in_the_marts_and_is_reported(org) 
     assert len(rows) == 1 and rows[0][:3] == ("Verbal Commit", 1, 1) and "OpportunityStage" in rows[0][3]
 
 
+@pytest.mark.slow
 def test_an_opportunity_without_an_amount_is_kept_out_of_value_metrics_and_reported(org) -> None:
     # Regression: an empty Amount was quarantined; Salesforce allows it and early-stage deals often have none.
     stage, order, status, amount, eligible = org["first"]["006000000000002AAA"]
@@ -184,6 +188,7 @@ def test_an_opportunity_without_an_amount_is_kept_out_of_value_metrics_and_repor
     assert tests["open_pipeline_without_amount"]["failures"] == 1
 
 
+@pytest.mark.slow
 def test_opportunities_that_arrive_before_their_account_load_and_warn_until_it_lands(org) -> None:
     # Regression: a lone Opportunity.csv was 100% quarantined as orphans when its accounts came in a later drop.
     [before] = dbt_tests_named(org["first_tests"], "relationships_fct_opportunity_account_id")
@@ -218,6 +223,7 @@ def test_no_list_of_stage_names_remains_beside_the_definitions() -> None:
     assert found == []
 
 
+@pytest.mark.slow
 def test_the_run_report_names_undefined_stages_and_open_deals_without_an_amount(org) -> None:
     with duckdb.connect(str(org["database"]), read_only=True) as con:
         report = crm_values_summary(con)

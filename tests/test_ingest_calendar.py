@@ -87,6 +87,7 @@ WEEKLY_IN_NEW_YORK = """
 # ---------------------------------------------------------------------------------------------------------- agreement
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("world_fixture", ["tiny_world", "tiny_faulty_world"])
 def test_the_fast_reader_gives_the_reference_rows_for_every_file_of_a_world(
     world_fixture: str, request: pytest.FixtureRequest

@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 
 from ingestion.run import ingest_everything
-from simulator.world import Progress, WorldState, advance
+from simulator.world import WorldState
 
 
 def snapshot(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[int, int]]:
@@ -36,13 +36,12 @@ def test_loading_the_same_drops_twice_changes_no_table(tiny_faulty_warehouse: Pa
     assert after == before
 
 
-def test_after_advance_the_next_run_loads_only_the_new_drop(tiny_world: Path, tiny_warehouse: Path,
-                                                            tmp_path: Path) -> None:  # fmt: skip
-    world = tmp_path / "world"
-    shutil.copytree(tiny_world, world)
+def test_after_advance_the_next_run_loads_only_the_new_drop(
+    tiny_world_next_day: Path, tiny_warehouse: Path, tmp_path: Path
+) -> None:
+    world = tiny_world_next_day  # the world `tiny_warehouse` was loaded from, one day later
     database = tmp_path / "warehouse.duckdb"
     shutil.copy(tiny_warehouse, database)
-    advance(world, 1, progress=Progress(quiet=True))
     new_day = WorldState.read(world).current_end.isoformat()
     with duckdb.connect(str(database)) as con:
         before = con.execute("select count(*) from raw.load_ledger").fetchall()[0][0]

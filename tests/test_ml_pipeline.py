@@ -1,6 +1,7 @@
 """The ML stages in the refresh job, as `make demo` runs them: features -> win probability -> forecast -> the dbt
 models on their tables -> audits -> publish, on the tiny world (too little history for the boosted model, so the
-stage-rate fallback serves and says so); a second refresh appends nothing; the ml tables are documented dbt sources."""
+stage-rate fallback serves and says so); a second refresh that rebuilds appends nothing; the ml tables are
+documented dbt sources. The first refresh is the session's `tiny_refresh` (tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -21,25 +22,27 @@ from tests.conftest import run_refresh
 ML_ROWS = "select count(*) from ml.{table}"
 # the ml tables a run appends to (the backtests are recomputed)
 APPENDED_TABLES = ("win_probability", "win_models", "revenue_forecast")
+# the run config of `make materialize REBUILD=1`: build, score and publish although nothing new landed
+REBUILD = PROJECT_DIR.parent / "orchestration" / "rebuild.yaml"
+
+
+def ml_rows(database: Path) -> dict[str, int]:
+    with duckdb.connect(str(database), read_only=True) as con:
+        return {table: con.execute(ML_ROWS.format(table=table)).fetchone()[0] for table in APPENDED_TABLES}
 
 
 @pytest.fixture(scope="module")
-def two_refreshes(tiny_world: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """The refresh job twice over a copy of the tiny world, with the ml row counts after each."""
-    folder = tmp_path_factory.mktemp("ml_refresh")
-    shutil.copytree(tiny_world / "landing", folder / "landing")
-    first = run_refresh(folder)
-    with duckdb.connect(str(folder / "warehouse.duckdb"), read_only=True) as con:
-        after_first = {table: con.execute(ML_ROWS.format(table=table)).fetchone()[0] for table in APPENDED_TABLES}
-    second = run_refresh(folder)
-    with duckdb.connect(str(folder / "warehouse.duckdb"), read_only=True) as con:
-        after_second = {table: con.execute(ML_ROWS.format(table=table)).fetchone()[0] for table in APPENDED_TABLES}
+def two_refreshes(tiny_refresh, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The session's refresh of the tiny world, then the job again on a copy of its folder, rebuilding although
+    nothing new landed (`make materialize REBUILD=1`), with the ml row counts after each."""
+    _, folder = tiny_refresh
+    again = tmp_path_factory.mktemp("ml_refresh") / "again"
+    shutil.copytree(folder, again, symlinks=True)
+    second = run_refresh(again, run_config=yaml.safe_load(REBUILD.read_text()))
     return {
-        "folder": folder,
-        "first": first,
         "second": second,
-        "after_first": after_first,
-        "after_second": after_second,
+        "after_first": ml_rows(folder / "warehouse.duckdb"),
+        "after_second": ml_rows(again / "warehouse.duckdb"),
     }
 
 
@@ -47,8 +50,8 @@ def materialized(result: dg.ExecuteInProcessResult) -> set[str]:
     return {event.asset_key.to_user_string() for event in result.get_asset_materialization_events()}
 
 
-def test_the_refresh_scores_forecasts_builds_on_them_and_publishes(two_refreshes: dict) -> None:
-    result, folder = two_refreshes["first"], two_refreshes["folder"]
+def test_the_refresh_scores_forecasts_builds_on_them_and_publishes(tiny_refresh) -> None:
+    result, folder = tiny_refresh
     assert result.success
     assert {
         "ml/win_models", "ml/win_probability", "ml/win_backtest", "ml/revenue_forecast", "ml/forecast_backtest",
@@ -65,10 +68,8 @@ def test_the_refresh_scores_forecasts_builds_on_them_and_publishes(two_refreshes
     assert forecasts > 0 and later_cutoffs == 0
 
 
-def test_too_little_history_serves_stage_rates_and_says_so_in_the_metadata_and_the_model_card(
-    two_refreshes: dict,
-) -> None:
-    result, folder = two_refreshes["first"], two_refreshes["folder"]
+def test_too_little_history_serves_stage_rates_and_says_so_in_the_metadata_and_the_model_card(tiny_refresh) -> None:
+    result, folder = tiny_refresh
     models = next(
         event for event in result.get_asset_materialization_events() if event.asset_key.path == ["ml", "win_models"]
     )
@@ -80,16 +81,17 @@ def test_too_little_history_serves_stage_rates_and_says_so_in_the_metadata_and_t
     assert Path(metadata["model_card"].value).parent == folder / "models"
 
 
-def test_the_reliability_curve_and_the_fan_chart_are_images_in_the_metadata(two_refreshes: dict) -> None:
+def test_the_reliability_curve_and_the_fan_chart_are_images_in_the_metadata(tiny_refresh) -> None:
+    result, _ = tiny_refresh
     events = {
         event.asset_key.to_user_string(): event.materialization.metadata
-        for event in two_refreshes["first"].get_asset_materialization_events()
+        for event in result.get_asset_materialization_events()
     }
     assert events["ml/win_backtest"]["reliability_curve"].value.startswith("![reliability curve](data:image/png;")
     assert events["ml/revenue_forecast"]["fan_chart"].value.startswith("![company fiscal-quarter forecast](data:")
 
 
-def test_a_second_refresh_appends_nothing_and_still_publishes(two_refreshes: dict) -> None:
+def test_a_second_refresh_that_rebuilds_appends_nothing_and_still_publishes(two_refreshes: dict) -> None:
     assert two_refreshes["second"].success
     assert two_refreshes["after_second"] == two_refreshes["after_first"]
     assert all(two_refreshes["after_first"].values())

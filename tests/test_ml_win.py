@@ -131,6 +131,7 @@ def test_training_rows_hold_only_snapshots_and_outcomes_known_at_the_cutoff(worl
     assert len(rows.features) == len(rows.is_won) > 0
 
 
+@pytest.mark.slow  # trains twice on 3,000 synthetic deals
 def test_shuffled_labels_bring_the_auc_to_about_one_half() -> None:
     """Outcomes shuffled between deals carry no signal, so a model trained on them scores about 0.5 on the
     time-based validation deals; more would mean a deal's rows sit on both sides of the split, or the label
@@ -182,6 +183,7 @@ def test_the_gate_refuses_a_model_worse_than_the_stage_rates_or_miscalibrated(ca
     assert not passed and why in reason
 
 
+@pytest.mark.slow  # runs the whole stage, backfill included
 def test_a_refused_model_never_serves_and_the_previous_one_keeps_serving(
     world, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -207,6 +209,7 @@ def test_a_refused_model_never_serves_and_the_previous_one_keeps_serving(
     ).fetchone() == (False,)
 
 
+@pytest.mark.slow  # runs the whole stage, backfill included
 def test_no_day_is_scored_by_a_model_trained_after_it(world, tmp_path: Path) -> None:
     snapshots, outcomes = world
     con = warehouse(tmp_path / "warehouse.duckdb", snapshots, outcomes)
@@ -220,6 +223,7 @@ def test_no_day_is_scored_by_a_model_trained_after_it(world, tmp_path: Path) -> 
     assert counts[0] > 0 and counts[1] == 0 and counts[2] == 10
 
 
+@pytest.mark.slow  # runs the whole stage, backfill included
 def test_running_the_stage_twice_changes_nothing_and_a_new_day_only_appends(world, tmp_path: Path) -> None:
     snapshots, outcomes = world
     con = warehouse(tmp_path / "warehouse.duckdb", snapshots, outcomes)

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from orchestration.definitions import defs
-from orchestration.defs.ingest.assets import calendars, csv_assets
+from orchestration.defs.ingest.assets import NEW_FILES, calendars, csv_assets, new_files
 from orchestration.defs.ingest.checks import ingest_checks
 from orchestration.defs.ingest.sensors import landing_fingerprint, new_landing_files
 from orchestration.defs.ml.assets import revenue_forecast_stage, win_probability_stage
@@ -25,8 +25,10 @@ from orchestration.defs.publish.assets import AUDITED, PUBLISHED_KEY, published
 from orchestration.defs.quality.checks import quality_checks
 from orchestration.defs.resources import WAREHOUSE_POOL, Landing, Warehouse, WarehouseBusyError
 from orchestration.defs.transform.assets import models_on_ml, warehouse_models
+from orchestration.lib.console import console
 from orchestration.lib.dbt_project import build_args, dbt_cli
 from orchestration.lib.recovery import recover_abandoned_runs
+from orchestration.lib.report import stage_of
 from tests.conftest import RAW_TABLES
 from tests.test_warehouse import MARTS
 
@@ -42,7 +44,8 @@ def test_the_definitions_load_with_the_pinned_asset_keys(definitions: dg.Definit
     # raw.load_ledger is a dbt source the ingest assets write as they go, not an asset of its own
     assert raw == {f"raw/{table}" for table in RAW_TABLES} | {"raw/load_ledger"}
     assert {f"marts/{name}" for name in MARTS} <= keys
-    assert {key.split("/")[0] for key in keys} == {"raw", "staging", "intermediate", "marts", "ml", "published"}
+    assert {key.split("/")[0] for key in keys} == {"landing", "raw", "staging", "intermediate", "marts", "ml",
+                                                   "published"}  # fmt: skip
     assert {"ml/win_probability", "ml/revenue_forecast", "marts/fct_opportunity_scored"} <= keys
 
 
@@ -67,8 +70,9 @@ def test_dbt_tests_are_asset_checks_on_the_models(definitions: dg.Definitions) -
 
 
 def test_every_asset_that_writes_to_the_warehouse_is_in_the_one_writer_pool(definitions: dg.Definitions) -> None:
-    assets = [*csv_assets, calendars, warehouse_models, win_probability_stage, revenue_forecast_stage, models_on_ml,
-              published]  # fmt: skip
+    # the gate only reads, but it reads the ledger the loads write: in the pool, it never sees a load half done
+    assets = [new_files, *csv_assets, calendars, warehouse_models, win_probability_stage, revenue_forecast_stage,
+              models_on_ml, published]  # fmt: skip
     assert {key for definition in assets for key in definition.keys} == set(definitions.resolve_all_asset_keys()) - {
         dg.AssetKey(["raw", "load_ledger"])
     }
@@ -135,6 +139,28 @@ def test_a_process_holding_the_working_warehouse_fails_the_run_at_once_naming_it
         holder.wait()
 
 
+def test_every_ingest_asset_hangs_off_the_gate_whose_output_is_optional(definitions: dg.Definitions) -> None:
+    graph = definitions.resolve_asset_graph()
+    raw = [key for key in graph.get_all_asset_keys() if key.path[0] == "raw" and key.path[1] != "load_ledger"]
+    assert raw and all(NEW_FILES in graph.get(key).parent_keys for key in raw)
+    # Dagster skips what is downstream of an output that was not yielded; only an optional output may be left out
+    assert [out.is_required for out in new_files.op.outs.values()] == [False]
+    assert graph.get(NEW_FILES).parent_keys == set()
+    for job in ("refresh", "ingest"):
+        assert "landing__new_files" in {node.name for node in definitions.resolve_job_def(job).graph.node_defs}
+
+
+def test_every_step_of_the_refresh_has_a_stage_in_the_report(definitions: dg.Definitions) -> None:
+    steps = [node.name for node in definitions.resolve_job_def("refresh").graph.node_defs]
+    assert {step: stage_of(step) for step in steps if stage_of(step) == "other"} == {}
+    assert {stage_of(step) for step in steps} == {"ingest", "dbt", "ML", "audits", "publish"}
+
+
+def test_every_job_logs_to_the_console_without_a_line_per_skipped_step(definitions: dg.Definitions) -> None:
+    for name in ("refresh", "ingest", "transform"):
+        assert definitions.resolve_job_def(name).loggers["console"] is console
+
+
 def test_every_raw_table_has_a_blocking_reconciliation_check(definitions: dg.Definitions) -> None:
     checks = definitions.resolve_asset_graph().asset_check_keys
     checked = {check.asset_key.to_user_string() for check in checks if check.name == "rows_reconcile"}
@@ -145,9 +171,9 @@ def test_call_records_load_after_the_crm_tables_whose_phone_numbers_they_reuse(d
     graph = definitions.resolve_asset_graph()
     parents = {key.to_user_string(): {p.to_user_string() for p in graph.get(key).parent_keys}
                for key in graph.get_all_asset_keys()}  # fmt: skip
-    assert parents["raw/phone_calls"] == {"raw/user", "raw/account", "raw/contact", "raw/lead"}
+    assert parents["raw/phone_calls"] == {"landing/new_files", "raw/user", "raw/account", "raw/contact", "raw/lead"}
     # a record may land before its parent, so the CRM tables do not wait on each other (canonical.yaml)
-    assert parents["raw/contact"] == set() and parents["raw/task"] == set()
+    assert parents["raw/contact"] == parents["raw/task"] == {"landing/new_files"}
 
 
 def test_the_ingest_job_has_a_sensor_and_a_daily_schedule(definitions: dg.Definitions) -> None:

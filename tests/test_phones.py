@@ -108,6 +108,7 @@ def test_national_numbers_abroad_are_written_the_local_way():
         assert all(re.fullmatch(pattern, text) for text in written if _style(text) == "national"), country
 
 
+@pytest.mark.slow  # draws two million numbers
 def test_two_million_numbers_fit_with_most_of_them_american():
     countries = np.array(["US"] * 1_200_000 + [country for country in COUNTRIES if country != "US"] * 100_000)
     e164, _ = PhoneBook(seed=9).draw(countries, np.random.default_rng(9))
@@ -198,6 +199,7 @@ def _texts_everywhere() -> list[tuple[str, str]]:
     return sorted(set(pairs))
 
 
+@pytest.mark.slow  # both parsers on every region's example numbers, in nine spellings each
 def test_the_vectorized_e164_path_agrees_with_phonenumbers_or_leaves_the_number_to_it() -> None:
     pairs = _texts_everywhere()
     con = duckdb.connect()

@@ -7,7 +7,9 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import subprocess
 from pathlib import Path
+from typing import NamedTuple
 
 import dagster as dg
 import duckdb
@@ -24,7 +26,7 @@ from orchestration.defs.resources import Publishing, Quality, Warehouse
 from orchestration.defs.transform.assets import warehouse_models
 from orchestration.lib.dbt_project import compiled_tests, dbt_cli, failing_rows, run_dbt
 from orchestration.lib.quality import all_suites
-from tests.conftest import RAW_TABLES, run_refresh
+from tests.conftest import RAW_TABLES
 
 
 @pytest.fixture(scope="module")
@@ -46,22 +48,6 @@ def failing(result: SuiteResult) -> dict[str, list[dict]]:
     return {outcome.check: outcome.examples for outcome in result.failed}
 
 
-@pytest.fixture
-def corrupted(tiny_marts: Path, tmp_path: Path) -> Path:
-    """A copy of the built tiny warehouse, for a test to damage."""
-    database = tmp_path / "warehouse.duckdb"
-    shutil.copy(tiny_marts, database)
-    return database
-
-
-def damage(database: Path, pick: str, change: str) -> str:
-    """Pick a row's id with `pick`, change that row with `change` (its `?` is the id), and return the id."""
-    with duckdb.connect(str(database)) as con:
-        key = con.execute(pick).fetchone()[0]
-        con.execute(change, [key])
-    return key
-
-
 def test_every_raw_table_exported_as_changes_and_the_marts_audited_for_volume_have_a_suite() -> None:
     # reference tables are replaced whole and their columns checked row by row by the loader: nothing left to watch
     replaced_whole = {"user_role", "quotas", "territories", "compensation_plans"}
@@ -79,104 +65,146 @@ def test_the_clean_tiny_world_passes_every_suite(tiny_marts: Path, validator: Va
     assert sum(len(result.outcomes) for result in results) > 20
 
 
-def dbt_test_failures(database: Path, model: str, target: Path) -> dict[str, list[dict]]:
-    """`dbt test` on `model` (its own tests and the singular tests attached to it): failing test name -> up to 10
-    of the rows its query returns."""
-    run_dbt(["test", "--select", model], database, target_path=target)
-    results = json.loads((target / "run_results.json").read_text())
-    failed = {result["unique_id"] for result in results["results"] if result["status"] in ("fail", "warn", "error")}
-    sql = compiled_tests(results)
-    with duckdb.connect(str(database), read_only=True) as con:
-        return {test.split(".")[2]: failing_rows(con, sql[test]) for test in failed}
+# --- dbt's row rules on damaged marts ---
+# One copy of the built tiny warehouse takes every defect below, each planted on rows of its own, and one `dbt test`
+# of the damaged marts judges them all: each test then finds its defect caught and named, and nothing else fails.
 
-
-def test_a_negative_booking_is_caught_and_named(corrupted: Path, tmp_path: Path) -> None:
-    booking = damage(corrupted, "select min(booking_id) from marts.fct_bookings",
-                     "update marts.fct_bookings set amount = -amount where booking_id = ?")  # fmt: skip
-    failed = dbt_test_failures(corrupted, "fct_bookings", tmp_path / "target")
-    assert set(failed) == {"accepted_range_fct_bookings_amount__0"}
-    (row,) = failed["accepted_range_fct_bookings_amount__0"]
-    assert float(row["value_out_of_range"]) < 0
-    with duckdb.connect(str(corrupted), read_only=True) as con:
-        assert (
-            con.execute("select min(amount) from marts.fct_bookings where booking_id = ?", [booking]).fetchone()[0] < 0
-        )
-
-
-def test_an_activity_with_no_rep_is_warned_about(corrupted: Path, tmp_path: Path) -> None:
-    damage(corrupted, "select min(activity_id) from marts.fct_activity where is_customer_facing",
-           "update marts.fct_activity set rep_id = null where activity_id = ?")  # fmt: skip
-    failed = dbt_test_failures(corrupted, "fct_activity", tmp_path / "target")
-    assert "customer_facing_activity_has_rep" in failed
-
-
-SECOND_VISIT = "select min(opportunity_id) from marts.fct_opportunity_stage_history where visit_number = 2"
+# the marts the defects are planted in: `dbt test` runs their own tests and the singular tests attached to them
+DAMAGED_MARTS = ("fct_bookings", "fct_activity", "fct_opportunity_stage_history", "fct_pipeline_daily",
+                 "mart_commissions", "fct_rep_daily_activity")  # fmt: skip
+SECOND_VISITS = "select opportunity_id from marts.fct_opportunity_stage_history where visit_number = 2 order by 1"
 SHIFT_SECOND_VISIT = ("update marts.fct_opportunity_stage_history set entered_at = entered_at {shift} "
                       "where opportunity_id = ? and visit_number = 2")  # fmt: skip
 
 
-def test_overlapping_stage_visits_are_caught_and_named(corrupted: Path, tmp_path: Path) -> None:
-    # the second visit now starts an hour before the first one ends
-    deal = damage(corrupted, SECOND_VISIT, SHIFT_SECOND_VISIT.format(shift="- interval 1 hour"))
-    failed = dbt_test_failures(corrupted, "fct_opportunity_stage_history", tmp_path / "target")
-    assert set(failed) == {"stage_visits_do_not_overlap"}
-    assert [(row["opportunity_id"], row["visit_number"]) for row in failed["stage_visits_do_not_overlap"]] == [
-        (deal, 1)
+class Damaged(NamedTuple):
+    """The damaged warehouse, the id of the row each defect was planted on, and the `dbt test` run that judged it:
+    its process, the SQL of each test, and the first failing rows of each test that failed or warned."""
+
+    database: Path
+    planted: dict[str, str]
+    run: subprocess.CompletedProcess[str]
+    tests: dict[str, str]
+    failed: dict[str, list[dict]]
+
+
+@pytest.fixture(scope="module")
+def damaged(tiny_marts: Path, tmp_path_factory: pytest.TempPathFactory) -> Damaged:
+    folder = tmp_path_factory.mktemp("damaged")
+    database = folder / "warehouse.duckdb"
+    shutil.copy(tiny_marts, database)
+    planted: dict[str, str] = {}
+    with duckdb.connect(str(database)) as con:
+        bookings = con.execute("select booking_id, opportunity_id from marts.fct_bookings order by 1").fetchall()
+        (duplicated, _), (negated, _), (_, deleted) = bookings[0], bookings[1], bookings[2]
+        planted["duplicated booking"] = duplicated
+        con.execute(
+            "insert into marts.fct_bookings select * from marts.fct_bookings where booking_id = ?", [duplicated]
+        )
+        planted["negative booking"] = negated
+        con.execute("update marts.fct_bookings set amount = -amount where booking_id = ?", [negated])
+        planted["deal without its booking"] = deleted
+        con.execute("delete from marts.fct_bookings where opportunity_id = ?", [deleted])
+        (activity,) = con.execute("select min(activity_id) from marts.fct_activity where is_customer_facing").fetchone()
+        planted["activity without a rep"] = activity
+        con.execute("update marts.fct_activity set rep_id = null where activity_id = ?", [activity])
+        (overlapping,), (holed,) = con.execute(SECOND_VISITS).fetchmany(2)
+        # the second visit of one deal now starts an hour before its first ends; another's an hour after
+        planted["overlapping visits"] = overlapping
+        con.execute(SHIFT_SECOND_VISIT.format(shift="- interval 1 hour"), [overlapping])
+        planted["hole between visits"] = holed
+        con.execute(SHIFT_SECOND_VISIT.format(shift="+ interval 1 hour"), [holed])
+        (open_deal,) = con.execute(
+            "select min(opportunity_id) from marts.fct_opportunity where not is_closed"
+        ).fetchone()
+        planted["open deal missing on the latest day"] = open_deal
+        con.execute(
+            "delete from marts.fct_pipeline_daily where opportunity_id = ? "
+            "and pipeline_date = (select max(pipeline_date) from marts.fct_pipeline_daily)",
+            [open_deal],
+        )
+        con.execute("update marts.mart_commissions set total_pay_amount = total_pay_amount + 1 where rowid = 0")
+        con.execute("update marts.fct_rep_daily_activity set connect_rate = 1.5 where rowid = 0")
+    target = folder / "target"
+    run = run_dbt(["test", "--select", *DAMAGED_MARTS], database, target_path=target)
+    results = json.loads((target / "run_results.json").read_text())
+    failed = {result["unique_id"] for result in results["results"] if result["status"] in ("fail", "warn", "error")}
+    tests = compiled_tests(results)
+    with duckdb.connect(str(database), read_only=True) as con:
+        rows = {test.split(".")[2]: failing_rows(con, tests[test]) for test in failed}
+    return Damaged(database, planted, run, tests, rows)
+
+
+def test_each_planted_defect_fails_the_test_meant_for_it_and_nothing_else_fails(damaged: Damaged) -> None:
+    assert set(damaged.failed) == {
+        "unique_fct_bookings_booking_id", "accepted_range_fct_bookings_amount__0", "bookings_reconcile_with_won_deals",
+        "customer_facing_activity_has_rep", "stage_visits_do_not_overlap", "stage_visits_cover_deal_life",
+        "latest_day_reconciles_with_open_deals", "total_pay_adds_up",
+        "accepted_range_fct_rep_daily_activity_connect_rate__1__0",
+    }  # fmt: skip
+    # defects judged by one test are planted on different deals, so each test's rows name one defect each
+    planted = damaged.planted
+    assert len({planted["duplicated booking"], planted["negative booking"], planted["deal without its booking"]}) == 3
+    assert planted["overlapping visits"] != planted["hole between visits"]
+
+
+def test_a_negative_booking_is_caught_and_named(damaged: Damaged) -> None:
+    (row,) = damaged.failed["accepted_range_fct_bookings_amount__0"]
+    assert float(row["value_out_of_range"]) < 0
+    with duckdb.connect(str(damaged.database), read_only=True) as con:
+        amount = con.execute(
+            "select amount from marts.fct_bookings where booking_id = ?", [damaged.planted["negative booking"]]
+        ).fetchone()[0]
+    assert amount < 0 and float(row["value_out_of_range"]) == float(amount)
+
+
+def test_an_activity_with_no_rep_is_warned_about(damaged: Damaged) -> None:
+    assert "customer_facing_activity_has_rep" in damaged.failed
+
+
+def test_overlapping_stage_visits_are_caught_and_named(damaged: Damaged) -> None:
+    overlapping = damaged.failed["stage_visits_do_not_overlap"]
+    assert [(row["opportunity_id"], row["visit_number"]) for row in overlapping] == [
+        (damaged.planted["overlapping visits"], 1)
     ]
 
 
-def test_a_hole_between_stage_visits_breaks_the_cover_of_the_deals_life(corrupted: Path, tmp_path: Path) -> None:
-    deal = damage(corrupted, SECOND_VISIT, SHIFT_SECOND_VISIT.format(shift="+ interval 1 hour"))
-    failed = dbt_test_failures(corrupted, "fct_opportunity_stage_history", tmp_path / "target")
-    assert set(failed) == {"stage_visits_cover_deal_life"}
-    assert failed["stage_visits_cover_deal_life"][0]["opportunity_id"] == deal
+def test_a_hole_between_stage_visits_breaks_the_cover_of_the_deals_life(damaged: Damaged) -> None:
+    deals = {row["opportunity_id"] for row in damaged.failed["stage_visits_cover_deal_life"]}
+    assert deals == {damaged.planted["hole between visits"]}
 
 
-def test_bookings_off_by_one_won_deal_are_caught_and_the_deal_named(corrupted: Path, tmp_path: Path) -> None:
-    deal = damage(corrupted, "select min(opportunity_id) from marts.fct_bookings",
-                  "delete from marts.fct_bookings where opportunity_id = ?")  # fmt: skip
-    failed = dbt_test_failures(corrupted, "fct_bookings", tmp_path / "target")
-    assert set(failed) == {"bookings_reconcile_with_won_deals"}
-    (row,) = failed["bookings_reconcile_with_won_deals"]
-    assert (row["opportunity_id"], row["bookings"], row["won_in_fct_opportunity"]) == (deal, 0, True)
+def test_bookings_off_by_one_won_deal_are_caught_and_the_deal_named(damaged: Damaged) -> None:
+    rows = {row["opportunity_id"]: row for row in damaged.failed["bookings_reconcile_with_won_deals"]}
+    row = rows.pop(damaged.planted["deal without its booking"])
+    assert (row["bookings"], row["won_in_fct_opportunity"]) == (0, True)
+    # the only other deal off is the one whose booking was duplicated (below)
+    assert [row["bookings"] for row in rows.values()] == [2]
 
 
-def test_the_latest_pipeline_day_off_by_one_open_deal_is_caught(corrupted: Path, tmp_path: Path) -> None:
-    deal = damage(corrupted, "select min(opportunity_id) from marts.fct_opportunity where not is_closed",
-                  "delete from marts.fct_pipeline_daily where opportunity_id = ? "
-                  "and pipeline_date = (select max(pipeline_date) from marts.fct_pipeline_daily)")  # fmt: skip
-    failed = dbt_test_failures(corrupted, "fct_pipeline_daily", tmp_path / "target")
-    assert set(failed) == {"latest_day_reconciles_with_open_deals"}
-    assert failed["latest_day_reconciles_with_open_deals"][0]["opportunity_id"] == deal
+def test_the_latest_pipeline_day_off_by_one_open_deal_is_caught(damaged: Damaged) -> None:
+    deals = [row["opportunity_id"] for row in damaged.failed["latest_day_reconciles_with_open_deals"]]
+    assert deals[0] == damaged.planted["open deal missing on the latest day"]
 
 
-def test_pay_that_does_not_add_up_is_caught(corrupted: Path, tmp_path: Path) -> None:
-    with duckdb.connect(str(corrupted)) as con:
-        con.execute("update marts.mart_commissions set total_pay_amount = total_pay_amount + 1 where rowid = 0")
-    failed = dbt_test_failures(corrupted, "mart_commissions", tmp_path / "target")
-    assert set(failed) == {"total_pay_adds_up"}
+def test_pay_that_does_not_add_up_is_caught(damaged: Damaged) -> None:
+    assert damaged.failed["total_pay_adds_up"]
 
 
-def test_a_duplicated_mart_row_is_caught_by_the_dbt_key_test_and_named(corrupted: Path, tmp_path: Path) -> None:
+def test_a_duplicated_mart_row_is_caught_by_the_dbt_key_test_and_named(damaged: Damaged) -> None:
     # Keys belong to dbt (no check is written twice): the duplicate fails `unique` on the mart's key, and the
     # dbt asset step names the failing rows from the test's own query (`with_failing_rows`).
-    duplicate = "insert into marts.fct_bookings select * from marts.fct_bookings where booking_id = ?"
-    booking = damage(corrupted, "select min(booking_id) from marts.fct_bookings", duplicate)
-    target = tmp_path / "target"
-    result = run_dbt(["test", "--select", "fct_bookings,test_name:unique"], corrupted, target_path=target)
-    assert result.returncode == 1
-    assert "FAIL 1 unique_fct_bookings_booking_id" in result.stdout
-    tests = compiled_tests(json.loads((target / "run_results.json").read_text()))
-    (unique_test,) = [sql for test, sql in tests.items() if "unique_fct_bookings_booking_id" in test]
-    with duckdb.connect(str(corrupted), read_only=True) as con:
-        assert failing_rows(con, unique_test) == [{"unique_field": booking, "n_records": 2}]
+    assert damaged.run.returncode == 1
+    assert "FAIL 1 unique_fct_bookings_booking_id" in damaged.run.stdout
+    (unique_test,) = [sql for test, sql in damaged.tests.items() if "unique_fct_bookings_booking_id" in test]
+    with duckdb.connect(str(damaged.database), read_only=True) as con:
+        assert failing_rows(con, unique_test) == [
+            {"unique_field": damaged.planted["duplicated booking"], "n_records": 2}
+        ]
 
 
-def test_a_rate_outside_0_and_1_is_caught(corrupted: Path, tmp_path: Path) -> None:
-    with duckdb.connect(str(corrupted)) as con:
-        con.execute("update marts.fct_rep_daily_activity set connect_rate = 1.5 where rowid = 0")
-    failed = dbt_test_failures(corrupted, "fct_rep_daily_activity", tmp_path / "target")
-    assert set(failed) == {"accepted_range_fct_rep_daily_activity_connect_rate__1__0"}
+def test_a_rate_outside_0_and_1_is_caught(damaged: Damaged) -> None:
+    assert damaged.failed["accepted_range_fct_rep_daily_activity_connect_rate__1__0"]
 
 
 def test_a_missing_table_fails_its_checks_with_the_reason(tmp_path: Path, validator: Validator) -> None:
@@ -355,18 +383,9 @@ def test_an_error_audit_of_great_expectations_withholds_publishing_and_keeps_the
         assert con.execute("select count(*) from marts.dim_contact").fetchall()[0][0] > 0
 
 
-@pytest.fixture(scope="module")
-def clean_demo_run(tmp_path_factory: pytest.TempPathFactory):
-    """The `refresh` job (ingest, dbt, every check) as `make demo` runs it, on a clean `demo` world."""
-    from simulator.world import Progress, generate
-
-    folder = tmp_path_factory.mktemp("demo_clean")
-    generate("demo", 7, folder, progress=Progress(quiet=True))
-    return run_refresh(folder), folder
-
-
-def test_a_clean_demo_world_passes_every_check(clean_demo_run) -> None:
-    result, folder = clean_demo_run
+def test_a_clean_world_passes_every_check_of_the_refresh_and_gets_its_data_docs(tiny_refresh) -> None:
+    # the session's one `refresh` of the clean tiny world (tests/test_ml_pipeline.py reads the same run)
+    result, folder = tiny_refresh
     evaluations = result.get_asset_check_evaluations()
     failed = {(e.asset_key.to_user_string(), e.check_name): e.metadata for e in evaluations if not e.passed}
     assert failed == {} and result.success

@@ -192,6 +192,7 @@ def test_a_rule_written_in_two_homes_is_named() -> None:
     assert rules_in_two_homes(homes) == {twice: ["dbt", "gx"]}
 
 
+@pytest.mark.slow  # `dbt parse` of the project
 def test_no_rule_is_written_in_two_homes(manifest: dict[str, Any]) -> None:
     homes = {"loader": loader_rules(), "dbt": dbt_rules(manifest), "great_expectations": gx_rules(all_suites())}
     assert all(homes.values()), "each home states some rules"
@@ -199,6 +200,7 @@ def test_no_rule_is_written_in_two_homes(manifest: dict[str, Any]) -> None:
     assert twice == {}, "rules written twice:\n" + "\n".join(f"  {rule} in {homes}" for rule, homes in twice.items())
 
 
+@pytest.mark.slow  # `dbt parse` of the project
 def test_the_moved_mart_rules_are_dbt_tests(manifest: dict[str, Any]) -> None:
     rules = dbt_rules(manifest)
     assert Rule("marts.fct_bookings", "amount", "min", "0") in rules

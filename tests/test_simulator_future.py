@@ -134,6 +134,7 @@ def test_the_future_after_the_forecast_date_is_another_one(tiny_world: Path, fut
     assert not ours_after.equals(truth(tiny_world, "bookings").query("booking_date >= @day").reset_index(drop=True))
 
 
+@pytest.mark.slow
 def test_the_same_future_seed_writes_the_same_world(future_world: Path, tmp_path: Path) -> None:
     again = tmp_path / "again"
     generate("tiny", SEED, again, progress=Progress(quiet=True), future_seed=FUTURE_SEED, forecast_date=FORECAST_DATE)
@@ -141,6 +142,7 @@ def test_the_same_future_seed_writes_the_same_world(future_world: Path, tmp_path
     assert digest(again / "truth") == digest(future_world / "truth")
 
 
+@pytest.mark.slow
 def test_another_future_seed_draws_another_future(tiny_futures: FutureOutcomes) -> None:
     one = tiny_futures.of_future(Future(FUTURE_SEED, FORECAST_DATE))
     other = tiny_futures.of_future(Future(FUTURE_SEED + 1, FORECAST_DATE))
@@ -151,6 +153,7 @@ def test_another_future_seed_draws_another_future(tiny_futures: FutureOutcomes) 
     )
 
 
+@pytest.mark.slow
 def test_the_crm_history_of_every_deal_ends_in_its_outcome(future_world: Path) -> None:
     """Drops after the forecast date mix the world's records and the future's: the CRM must still agree."""
     history = pd.concat(
@@ -166,6 +169,7 @@ def test_the_crm_history_of_every_deal_ends_in_its_outcome(future_world: Path) -
 
 
 # ---------------------------------------------------------------- the command line
+@pytest.mark.slow
 def test_the_future_seed_and_forecast_date_are_recorded(future_world: Path) -> None:
     state = json.loads((future_world / "truth" / "world.json").read_text())
     assert (state["future_seed"], state["forecast_date"]) == (FUTURE_SEED, FORECAST_DATE.isoformat())
@@ -197,6 +201,7 @@ def test_a_forecast_date_must_be_a_date(tmp_path: Path, capsys) -> None:
 
 
 # ---------------------------------------------------------------- what the oracle reads
+@pytest.mark.slow
 def test_the_oracles_outcomes_are_what_generate_writes(tiny_futures: FutureOutcomes, future_world: Path) -> None:
     written = truth(future_world, "opportunity_outcomes").set_index("opportunity_id")
     end = np.datetime64(load_config("tiny").end_date + dt.timedelta(days=1), "s")

@@ -86,12 +86,12 @@ def test_drops_are_dated_folders_per_source(tiny_world: Path) -> None:
         assert sorted(p.stem for p in (landing / "crm" / day).glob("*.csv")) == sorted([*CRM_OBJECTS, *setup_objects])
 
 
-def test_advance_writes_only_the_new_daily_drop_and_keeps_the_old_files(tiny_world: Path, tmp_path: Path) -> None:
-    world = tmp_path / "moving"
-    shutil.copytree(tiny_world, world)
-    before = digest(world / "landing")
-    end_before = WorldState.read(world).current_end
-    advance(world, 1, progress=Progress(quiet=True))
+def test_advance_writes_only_the_new_daily_drop_and_keeps_the_old_files(
+    tiny_world: Path, tiny_world_next_day: Path
+) -> None:
+    world = tiny_world_next_day  # tiny_world after `advance(world, 1)`
+    before = digest(tiny_world / "landing")
+    end_before = WorldState.read(tiny_world).current_end
     after = digest(world / "landing")
     new_day = (end_before + pd.Timedelta(days=1)).isoformat()
     assert {k: v for k, v in after.items() if k in before} == before
@@ -224,6 +224,7 @@ def test_the_win_rate_is_in_a_plausible_band(tiny_world: Path) -> None:
     assert 0.15 <= win_rate <= 0.45
 
 
+@pytest.mark.slow
 def test_bookings_peak_at_quarter_end(demo_like_truth: Path) -> None:
     bookings = pd.read_csv(demo_like_truth / "bookings.csv", parse_dates=["booking_date"])
     days = bookings.set_index("booking_date").bookings_amount
@@ -295,6 +296,7 @@ def test_some_calls_go_to_numbers_in_no_crm_record(tiny_world: Path) -> None:
 # ---------------------------------------------------------------- the truth is calibrated
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("table,column", [("opportunity_outcomes", "true_p_win_at_creation"),
                                           ("stage_entries", "true_p_win")])  # fmt: skip
 def test_true_win_probabilities_match_observed_win_rates(demo_like_truth: Path, table: str, column: str) -> None:
@@ -497,6 +499,7 @@ def test_the_summary_lists_each_source_with_its_size(tiny_world: Path, capsys) -
         assert source in printed
 
 
+@pytest.mark.slow
 def test_settings_can_be_overridden_from_the_command_line_and_advance_keeps_them(tmp_path: Path) -> None:
     out = tmp_path / "pods"
     arguments = ["generate", "--preset", "tiny", "--out", str(out), "--quiet"]
